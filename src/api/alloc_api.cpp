@@ -1,0 +1,174 @@
+// alloc_api.cpp: the C allocation API (malloc, free, calloc, realloc, reallocarray, the aligned
+// family, malloc_usable_size), defined under the mallard_ prefix and exported under the standard
+// names as aliases. Holds the same-thread fast paths (inline: a class lookup, a pop or a push)
+// and the argument checks (sizes, alignments, overflow) with glibc's documented answers.
+// Never includes <stdlib.h>: the standard names are declared here, as aliases.
+#include <errno.h>
+#include <string.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "api/alloc_inline.hpp"
+#include "backend/huge.hpp"
+#include "frontend/block.hpp"
+
+using namespace mallard;
+
+#define MALLARD_API extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+constexpr std::size_t kMaxRequest = static_cast<std::size_t>(PTRDIFF_MAX);
+
+bool is_power_of_two(std::size_t x) {
+  return x != 0 && (x & (x - 1)) == 0;
+}
+
+}  // namespace
+
+MALLARD_API void* mallard_malloc(std::size_t n) noexcept {
+  return api::malloc_inline(n);
+}
+
+MALLARD_API void mallard_free(void* p) noexcept {
+  api::free_inline(p, "free");
+}
+
+MALLARD_API void* mallard_calloc(std::size_t count, std::size_t size) noexcept {
+  std::size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (n <= kSmallMax) {
+    void* p = api::malloc_inline(n);
+    if (p != nullptr) memset(p, 0, n);
+    return p;
+  }
+  return api::malloc_big(n, 0, true);
+}
+
+MALLARD_API void* mallard_realloc(void* p, std::size_t n) noexcept {
+  if (p == nullptr) return api::malloc_inline(n);
+  if (n == 0) {  // glibc: realloc(p, 0) frees p and returns NULL
+    api::free_inline(p, "realloc");
+    return nullptr;
+  }
+  BlockRef block = resolve_block(p, "realloc");
+  if (n > kMaxRequest) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  switch (block.kind) {
+    case BlockKind::kSmall:
+      // Stay in place while the block is not more than twice too big.
+      if (n <= block.usable && (n > block.usable / 2 || block.usable <= 64)) return p;
+      break;
+    case BlockKind::kLarge:
+      if (n > kSmallMax && !huge::wants(n) && resize_large_in_place(block, n)) return p;
+      break;
+    case BlockKind::kHuge:
+      if (n > kSmallMax && huge::wants(n)) {
+        void* q = huge::reallocate(block.segment, n);
+        if (q != nullptr) return q;
+      }
+      break;
+  }
+  void* q = api::malloc_inline(n);
+  if (q == nullptr) return nullptr;  // p is untouched, errno is ENOMEM
+  memcpy(q, p, n < block.usable ? n : block.usable);
+  api::free_inline(p, "realloc");
+  return q;
+}
+
+MALLARD_API void* mallard_reallocarray(void* p, std::size_t count, std::size_t size) noexcept {
+  std::size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return mallard_realloc(p, n);
+}
+
+MALLARD_API void* mallard_memalign(std::size_t alignment, std::size_t n) noexcept {
+  if (alignment > kMaxRequest / 2 + 1) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (!is_power_of_two(alignment)) {  // glibc rounds a bad alignment up to a power of two
+    std::size_t a = 1;
+    while (a < alignment) a <<= 1;
+    alignment = a;
+  }
+  return api::aligned_inline(alignment, n);
+}
+
+MALLARD_API void* mallard_aligned_alloc(std::size_t alignment, std::size_t n) noexcept {
+  if (!is_power_of_two(alignment)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return api::aligned_inline(alignment, n);
+}
+
+MALLARD_API int mallard_posix_memalign(void** memptr, std::size_t alignment,
+                                       std::size_t n) noexcept {
+  if (!is_power_of_two(alignment) || alignment % sizeof(void*) != 0) return EINVAL;
+  int saved = errno;
+  void* p = api::aligned_inline(alignment, n);
+  errno = saved;
+  if (p == nullptr) return ENOMEM;  // *memptr is left as it was
+  *memptr = p;
+  return 0;
+}
+
+MALLARD_API void* mallard_valloc(std::size_t n) noexcept {
+  return api::aligned_inline(os::kPageSize, n);
+}
+
+MALLARD_API void* mallard_pvalloc(std::size_t n) noexcept {
+  if (n > kMaxRequest) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  std::size_t rounded = (n + os::kPageSize - 1) & ~(os::kPageSize - 1);
+  return api::aligned_inline(os::kPageSize, rounded == 0 ? os::kPageSize : rounded);
+}
+
+MALLARD_API std::size_t mallard_malloc_usable_size(void* p) noexcept {
+  if (p == nullptr) return 0;
+  return resolve_block(p, "malloc_usable_size").usable;
+}
+
+// ---- the standard names --------------------------------------------------------------------
+#define MALLARD_ALIAS(target) __attribute__((visibility("default"), alias(#target)))
+
+extern "C" {
+void* malloc(std::size_t n) noexcept MALLARD_ALIAS(mallard_malloc);
+void free(void* p) noexcept MALLARD_ALIAS(mallard_free);
+void* calloc(std::size_t count, std::size_t size) noexcept MALLARD_ALIAS(mallard_calloc);
+void* realloc(void* p, std::size_t n) noexcept MALLARD_ALIAS(mallard_realloc);
+void* reallocarray(void* p, std::size_t count, std::size_t size) noexcept
+    MALLARD_ALIAS(mallard_reallocarray);
+void* memalign(std::size_t alignment, std::size_t n) noexcept MALLARD_ALIAS(mallard_memalign);
+void* aligned_alloc(std::size_t alignment, std::size_t n) noexcept
+    MALLARD_ALIAS(mallard_aligned_alloc);
+int posix_memalign(void** memptr, std::size_t alignment, std::size_t n) noexcept
+    MALLARD_ALIAS(mallard_posix_memalign);
+void* valloc(std::size_t n) noexcept MALLARD_ALIAS(mallard_valloc);
+void* pvalloc(std::size_t n) noexcept MALLARD_ALIAS(mallard_pvalloc);
+std::size_t malloc_usable_size(void* p) noexcept MALLARD_ALIAS(mallard_malloc_usable_size);
+// glibc's internal names, which some programs and libraries call directly.
+void* __libc_malloc(std::size_t n) noexcept MALLARD_ALIAS(mallard_malloc);
+void __libc_free(void* p) noexcept MALLARD_ALIAS(mallard_free);
+void* __libc_calloc(std::size_t count, std::size_t size) noexcept MALLARD_ALIAS(mallard_calloc);
+void* __libc_realloc(void* p, std::size_t n) noexcept MALLARD_ALIAS(mallard_realloc);
+void* __libc_memalign(std::size_t alignment, std::size_t n) noexcept
+    MALLARD_ALIAS(mallard_memalign);
+void* __libc_valloc(std::size_t n) noexcept MALLARD_ALIAS(mallard_valloc);
+void* __libc_pvalloc(std::size_t n) noexcept MALLARD_ALIAS(mallard_pvalloc);
+int __posix_memalign(void** memptr, std::size_t alignment, std::size_t n) noexcept
+    MALLARD_ALIAS(mallard_posix_memalign);
+void cfree(void* p) noexcept MALLARD_ALIAS(mallard_free);
+}

@@ -1,0 +1,61 @@
+// alloc_inline.hpp: the allocator's fast paths, inline, shared by the C API and the C++
+// operators. Same-thread malloc of a small block: one TLS load, a class lookup, a pop. Same-thread
+// free: two loads in the segment map, the page entry, owner and block-start checks, a push. No
+// lock and no atomic read-modify-write on either; everything else tail-calls a slow path.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/segment_map.hpp"
+#include "backend/size_class.hpp"
+#include "frontend/thread_heap.hpp"
+
+namespace mallard::api {
+
+// Slow paths (alloc_slow.cpp).
+[[gnu::noinline]] void* malloc_small_slow(unsigned size_class) noexcept;
+[[gnu::noinline]] void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept;
+[[gnu::noinline]] void free_slow_path(void* p, const char* call) noexcept;
+[[gnu::noinline]] void* aligned_slow(std::size_t alignment, std::size_t n) noexcept;
+
+[[gnu::always_inline]] inline void* malloc_inline(std::size_t n) noexcept {
+  if (__builtin_expect(n <= kSmallMax, 1)) {
+    unsigned c = size_class_of(n);
+    void* p = tl_heap->try_pop(c);
+    if (__builtin_expect(p != nullptr, 1)) return p;
+    return malloc_small_slow(c);
+  }
+  return malloc_big(n, 0, false);
+}
+
+[[gnu::always_inline]] inline void free_inline(void* p, const char* call) noexcept {
+  if (p == nullptr) return;
+  Segment* seg = segment_map::lookup(p);
+  if (__builtin_expect(seg != nullptr && seg->kind == SegmentKind::kNormal, 1)) {
+    Span* entry = seg->entry_for(p);
+    Span* page = entry - entry->back;
+    ThreadHeap* heap = tl_heap;
+    if (__builtin_expect(page->kind_and_flags == kSpanSmall &&
+                             page->owner.load(std::memory_order_relaxed) == heap &&
+                             is_block_start(page, p),
+                         1)) {
+      auto* b = static_cast<FreeBlock*>(p);
+      std::uintptr_t mark = reinterpret_cast<std::uintptr_t>(p) ^ g_free_key;
+      if (__builtin_expect(b->marker != mark, 1)) {
+        if (__builtin_expect(ThreadHeap::push_local(page, b, mark), 1)) return;
+        heap->page_emptied(page);
+        return;
+      }
+    }
+  }
+  free_slow_path(p, call);
+}
+
+// Power-of-two alignment; small requests use a class whose blocks are naturally aligned.
+[[gnu::always_inline]] inline void* aligned_inline(std::size_t alignment, std::size_t n) noexcept {
+  if (alignment <= 16) return malloc_inline(n);
+  return aligned_slow(alignment, n);
+}
+
+}  // namespace mallard::api

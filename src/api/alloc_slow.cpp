@@ -1,0 +1,79 @@
+// alloc_slow.cpp: the slow paths behind the inline fast paths: first use (initialisation and
+// heap attachment), page refills, large and huge blocks, aligned classes, and every free that is
+// not a same-thread small free. Sets errno = ENOMEM on failure.
+#include <errno.h>
+
+#include "api/alloc_inline.hpp"
+#include "api/init.hpp"
+#include "backend/huge.hpp"
+#include "backend/purger.hpp"
+#include "config/options.hpp"
+#include "frontend/block.hpp"
+#include "frontend/heap_registry.hpp"
+#include "stats/heap_check.hpp"
+
+namespace mallard::api {
+namespace {
+
+std::atomic<unsigned long> g_slow_calls{0};
+
+// Option check=N: the heap checker runs on every Nth slow-path call.
+void maybe_check_heap() {
+  long every = config::options().check;
+  if (every > 0 &&
+      g_slow_calls.fetch_add(1, std::memory_order_relaxed) % static_cast<unsigned long>(every) == 0)
+    stats::check_heap();
+}
+
+ThreadHeap* current_heap() {
+  ensure_initialized();
+  ThreadHeap* h = tl_heap;
+  if (h->is_sentinel()) h = heap_registry::attach_current_thread();
+  return h;
+}
+
+}  // namespace
+
+void* malloc_small_slow(unsigned size_class) noexcept {
+  ThreadHeap* h = current_heap();
+  maybe_check_heap();
+  void* p = h != nullptr ? h->malloc_refill(size_class) : nullptr;
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept {
+  constexpr std::size_t kMax = static_cast<std::size_t>(PTRDIFF_MAX);
+  if (n > kMax || alignment > kMax / 2 || n + alignment > kMax) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  current_heap();
+  maybe_check_heap();
+  void* p = nullptr;
+  if (huge::wants(n)) p = huge::allocate(n, alignment < 16 ? 16 : alignment);
+  if (p == nullptr) p = alloc_large(n, alignment, zero);
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+void free_slow_path(void* p, const char* call) noexcept {
+  free_slow(p, call);
+  purger::maybe_start();
+  maybe_check_heap();
+}
+
+void* aligned_slow(std::size_t alignment, std::size_t n) noexcept {
+  if (n <= kSmallMax && alignment <= os::kPageSize) {
+    std::size_t need = n < alignment ? alignment : n;
+    unsigned c = size_class_of(need);
+    while (c < kClassCount && class_block_size(c) % alignment != 0) ++c;
+    if (c < kClassCount) {
+      void* p = tl_heap->try_pop(c);
+      return p != nullptr ? p : malloc_small_slow(c);
+    }
+  }
+  return malloc_big(n == 0 ? 1 : n, alignment, false);
+}
+
+}  // namespace mallard::api

@@ -1,0 +1,140 @@
+// cxx_operators.cpp: every replaceable C++ operator new and delete (plain, array, nothrow, sized,
+// aligned, aligned+sized, aligned+nothrow). The one file compiled with exceptions: on failure
+// `new` calls the new-handler and throws std::bad_alloc, as the standard requires.
+//
+// A C program that preloads Mallard must not need libstdc++. So the few C++ runtime symbols used
+// here (std::get_new_handler, the bad_alloc type and the exception machinery) are weak
+// references: libmallard.so has no DT_NEEDED on libstdc++; in a C++ process they resolve to the
+// runtime the process already has, and in a C process nothing calls these operators.
+#include <cstddef>
+#include <new>
+
+#include "api/alloc_inline.hpp"
+
+// Weak references to the C++ runtime. Throwing goes through libstdc++'s own std::__throw_bad_alloc,
+// so this file emits no type information of its own.
+namespace std {
+[[noreturn]] void __throw_bad_alloc() __attribute__((weak));
+new_handler get_new_handler() noexcept __attribute__((weak));
+}  // namespace std
+// The exception machinery that catch (...) uses, referenced by the compiler itself: marked weak
+// at the assembler level.
+asm(".weak __cxa_begin_catch\n.weak __cxa_end_catch\n.weak __gxx_personality_v0\n"
+    ".weak _Unwind_Resume");
+
+namespace {
+
+using mallard::api::aligned_inline;
+using mallard::api::free_inline;
+using mallard::api::malloc_inline;
+
+// Calls the new-handler until the allocation succeeds; throws std::bad_alloc when there is none.
+[[gnu::noinline, gnu::cold]] void* new_failed(std::size_t n, std::size_t alignment) {
+  while (true) {
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) std::__throw_bad_alloc();
+    handler();
+    void* p = alignment == 0 ? malloc_inline(n) : aligned_inline(alignment, n);
+    if (p != nullptr) return p;
+  }
+}
+
+[[gnu::noinline, gnu::cold]] void* new_failed_nothrow(std::size_t n,
+                                                      std::size_t alignment) noexcept {
+  try {
+    return new_failed(n, alignment);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+inline void* new_impl(std::size_t n) {
+  void* p = malloc_inline(n);
+  return p != nullptr ? p : new_failed(n, 0);
+}
+
+inline void* new_aligned(std::size_t n, std::align_val_t a) {
+  void* p = aligned_inline(static_cast<std::size_t>(a), n);
+  return p != nullptr ? p : new_failed(n, static_cast<std::size_t>(a));
+}
+
+inline void* new_nothrow(std::size_t n) noexcept {
+  void* p = malloc_inline(n);
+  return p != nullptr ? p : new_failed_nothrow(n, 0);
+}
+
+inline void* new_aligned_nothrow(std::size_t n, std::align_val_t a) noexcept {
+  void* p = aligned_inline(static_cast<std::size_t>(a), n);
+  return p != nullptr ? p : new_failed_nothrow(n, static_cast<std::size_t>(a));
+}
+
+inline void delete_impl(void* p) noexcept {
+  free_inline(p, "operator delete");
+}
+
+}  // namespace
+
+#define MALLARD_CXX __attribute__((visibility("default")))
+
+MALLARD_CXX void* operator new(std::size_t n) {
+  return new_impl(n);
+}
+MALLARD_CXX void* operator new[](std::size_t n) {
+  return new_impl(n);
+}
+MALLARD_CXX void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  return new_nothrow(n);
+}
+MALLARD_CXX void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return new_nothrow(n);
+}
+MALLARD_CXX void* operator new(std::size_t n, std::align_val_t a) {
+  return new_aligned(n, a);
+}
+MALLARD_CXX void* operator new[](std::size_t n, std::align_val_t a) {
+  return new_aligned(n, a);
+}
+MALLARD_CXX void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_aligned_nothrow(n, a);
+}
+MALLARD_CXX void* operator new[](std::size_t n, std::align_val_t a,
+                                 const std::nothrow_t&) noexcept {
+  return new_aligned_nothrow(n, a);
+}
+
+MALLARD_CXX void operator delete(void* p) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete[](void* p) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete(void* p, const std::nothrow_t&) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete(void* p, std::size_t) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete[](void* p, std::size_t) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete(void* p, std::align_val_t) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete[](void* p, std::align_val_t) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  delete_impl(p);
+}
+MALLARD_CXX void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  delete_impl(p);
+}

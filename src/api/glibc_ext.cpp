@@ -1,0 +1,198 @@
+// glibc_ext.cpp: glibc's malloc extensions (mallopt, mallinfo, mallinfo2, malloc_trim,
+// malloc_stats, malloc_info) and Mallard's own statistics and option calls, plus the exit report.
+#include <malloc.h>
+#include <stdio.h>
+
+#include <cstring>
+
+#include "api/init.hpp"
+#include "backend/arena_registry.hpp"
+#include "backend/huge.hpp"
+#include "backend/purger.hpp"
+#include "config/options.hpp"
+#include "frontend/thread_heap.hpp"
+#include "mallard/mallard.h"
+#include "stats/heap_check.hpp"
+#include "stats/report.hpp"
+#include "stats/snapshot.hpp"
+
+using namespace mallard;
+
+#define MALLARD_API extern "C" __attribute__((visibility("default")))
+#define MALLARD_ALIAS(target) __attribute__((visibility("default"), alias(#target)))
+
+namespace {
+
+std::size_t purge_everything() {
+  api::ensure_initialized();
+  std::size_t released = 0;
+  ThreadHeap* h = tl_heap;
+  if (!h->is_sentinel()) released += h->collect_all();
+  released += purger::run_decay_pass(true);
+  return released;
+}
+
+void file_sink(void* context, const char* data, std::size_t len) {
+  fwrite(data, 1, len, static_cast<FILE*>(context));
+}
+
+std::size_t clamp_int(std::size_t v) {
+  return v > 0x7fffffff ? 0x7fffffff : v;
+}
+
+}  // namespace
+
+MALLARD_API int mallard_mallopt(int param, int value) noexcept {
+  api::ensure_initialized();
+  config::Options& o = config::options();
+  switch (param) {
+    case M_ARENA_MAX:
+      if (value <= 0) return 0;
+      o.arena_max = value;
+      arenas::set_cap(static_cast<unsigned>(value));
+      return 1;
+    case M_ARENA_TEST:
+      return value > 0 ? 1 : 0;
+    case M_MMAP_THRESHOLD:
+      if (value < 0 || static_cast<std::size_t>(value) > huge::kDynamicThresholdMax) return 0;
+      o.mmap_threshold = value;
+      o.mmap_threshold_fixed = true;
+      return 1;
+    case M_MMAP_MAX:
+      if (value < 0) return 0;
+      o.mmap_max = value;
+      return 1;
+    case M_TRIM_THRESHOLD:
+      o.trim_threshold = value < 0 ? 0 : value;
+      return 1;
+    case M_TOP_PAD:
+      o.top_pad = value < 0 ? 0 : value;
+      return 1;
+    case M_MXFAST:
+    case M_PERTURB:
+    case M_CHECK_ACTION:
+      return 1;  // accepted; Mallard has no fast bins, and checks bad pointers always
+    default:
+      return 0;
+  }
+}
+
+MALLARD_API struct mallinfo2 mallard_mallinfo2() noexcept {
+  api::ensure_initialized();
+  mallard_stats s;
+  stats::take_snapshot(&s);
+  struct mallinfo2 mi;
+  std::memset(&mi, 0, sizeof mi);
+  mi.arena = s.bytes_mapped - huge::stats().mapped_bytes;  // non-mmapped space
+  mi.ordblks = s.free_spans;
+  mi.smblks = 0;
+  for (std::size_t c = 0; c < s.class_count; ++c) mi.smblks += s.classes[c].blocks_free;
+  mi.hblks = s.huge_blocks;
+  mi.hblkhd = huge::stats().mapped_bytes;
+  mi.usmblks = 0;
+  mi.fsmblks = s.bytes_free_in_pages;
+  mi.uordblks = s.bytes_small + s.bytes_large;
+  mi.fordblks = s.bytes_free_in_pages + s.bytes_dirty + s.bytes_purged;
+  mi.keepcost = 0;
+  return mi;
+}
+
+MALLARD_API struct mallinfo mallard_mallinfo() noexcept {
+  struct mallinfo2 m2 = mallard_mallinfo2();
+  struct mallinfo mi;
+  mi.arena = static_cast<int>(clamp_int(m2.arena));
+  mi.ordblks = static_cast<int>(clamp_int(m2.ordblks));
+  mi.smblks = static_cast<int>(clamp_int(m2.smblks));
+  mi.hblks = static_cast<int>(clamp_int(m2.hblks));
+  mi.hblkhd = static_cast<int>(clamp_int(m2.hblkhd));
+  mi.usmblks = 0;
+  mi.fsmblks = static_cast<int>(clamp_int(m2.fsmblks));
+  mi.uordblks = static_cast<int>(clamp_int(m2.uordblks));
+  mi.fordblks = static_cast<int>(clamp_int(m2.fordblks));
+  mi.keepcost = 0;
+  return mi;
+}
+
+MALLARD_API int mallard_malloc_trim(std::size_t) noexcept {
+  return purge_everything() != 0 ? 1 : 0;
+}
+
+MALLARD_API void mallard_malloc_stats() noexcept {
+  api::ensure_initialized();
+  os::TextWriter w(2);
+  stats::write_malloc_stats(w);
+}
+
+MALLARD_API int mallard_malloc_info(int options, void* stream) noexcept {
+  if (options != 0 || stream == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  api::ensure_initialized();
+  os::TextWriter w(file_sink, stream);
+  stats::write_malloc_info(w);
+  return 0;
+}
+
+MALLARD_API int mallard_get_stats(mallard_stats* out) noexcept {
+  api::ensure_initialized();
+  stats::take_snapshot(out);
+  return 0;
+}
+
+MALLARD_API void mallard_print_report(int fd) noexcept {
+  api::ensure_initialized();
+  os::TextWriter w(fd);
+  stats::write_report_text(w);
+}
+
+MALLARD_API void mallard_print_stats_json(int fd) noexcept {
+  api::ensure_initialized();
+  os::TextWriter w(fd);
+  stats::write_report_json(w);
+}
+
+MALLARD_API int mallard_option_set(const char* key, const char* value) noexcept {
+  api::ensure_initialized();
+  if (key == nullptr || value == nullptr) return -1;
+  if (!config::set_option(config::options(), key, std::strlen(key), value, std::strlen(value)))
+    return -1;
+  if (std::strcmp(key, "arena_max") == 0 && config::options().arena_max > 0)
+    arenas::set_cap(static_cast<unsigned>(config::options().arena_max));
+  return 0;
+}
+
+MALLARD_API long mallard_option_get(const char* key) noexcept {
+  api::ensure_initialized();
+  if (key == nullptr) return -1;
+  if (std::strcmp(key, "arena_max") == 0) return static_cast<long>(arenas::cap());
+  return config::get_option(config::options(), key);
+}
+
+MALLARD_API std::size_t mallard_purge() noexcept {
+  return purge_everything();
+}
+
+extern "C" {
+int mallopt(int param, int value) noexcept MALLARD_ALIAS(mallard_mallopt);
+struct mallinfo2 mallinfo2() noexcept MALLARD_ALIAS(mallard_mallinfo2);
+struct mallinfo mallinfo() noexcept MALLARD_ALIAS(mallard_mallinfo);
+int malloc_trim(std::size_t pad) noexcept MALLARD_ALIAS(mallard_malloc_trim);
+void malloc_stats() noexcept MALLARD_ALIAS(mallard_malloc_stats);
+int malloc_info(int options, FILE* stream) noexcept MALLARD_ALIAS(mallard_malloc_info);
+}
+
+// The exit report of `mallard run --report` (option report=text|json).
+__attribute__((destructor(101))) static void mallard_report_at_exit() {
+  if (api::g_init_state.load(std::memory_order_acquire) != 2) return;
+  long kind = config::options().report;
+  int fd = static_cast<int>(config::options().report_fd);
+  if (kind == 1) mallard_print_report(fd);
+  if (kind == 2) mallard_print_stats_json(fd);
+}
+
+MALLARD_API int mallard_check_heap() noexcept {
+  api::ensure_initialized();
+  stats::check_heap();
+  return 0;
+}

@@ -1,0 +1,480 @@
+// arena.cpp: the span heap of an arena: growth from brk or mmap, best-fit allocation with
+// splitting, coalescing on free, decay (dirty -> purged -> released) and abandoned small pages.
+#include "backend/arena.hpp"
+
+#include "backend/segment_map.hpp"
+#include "config/options.hpp"
+#include "os/os.hpp"
+#include "os/text_writer.hpp"
+#include "stats/counters.hpp"
+
+namespace mallard {
+namespace {
+
+// An entry that starts nothing: kind none and no back offset (the fast path reads both).
+void clear_entry(Span* e) {
+  e->kind = kSpanNone;
+  e->flags = 0;
+  e->back = 0;
+}
+
+constexpr std::uint32_t bin_of(std::size_t pages) {
+  return pages >= 128 ? 128 : static_cast<std::uint32_t>(pages);
+}
+
+os::PurgeKind purge_kind() {
+  return config::options().purge == 1 ? os::PurgeKind::kFree : os::PurgeKind::kDontNeed;
+}
+
+std::uint64_t decay_ms() {
+  long d = config::options().decay_ms;
+  return d < 0 ? 0 : static_cast<std::uint64_t>(d);
+}
+
+// Smallest multiple of the segment size whose data pages hold `pages` pages plus top_pad.
+std::size_t segment_bytes_for(std::size_t pages) {
+  std::size_t pad = static_cast<std::size_t>(config::options().top_pad) / os::kPageSize;
+  std::size_t bytes = kSegmentSize;
+  while (true) {
+    std::size_t total = bytes / os::kPageSize;
+    std::size_t data = total - segment_metadata_pages(total);
+    if (data >= pages + pad || (data >= pages && bytes > kSegmentSize)) return bytes;
+    if (bytes > (std::size_t{1} << 46)) return 0;
+    bytes += kSegmentSize;
+  }
+}
+
+}  // namespace
+
+void Arena::init(unsigned index, bool use_brk) {
+  index_ = index;
+  use_brk_ = use_brk;
+}
+
+// ---- growth and release ----------------------------------------------------------------------
+
+Segment* Arena::map_segment_locked(std::size_t bytes) {
+  bool brk = false;
+  void* mem = nullptr;
+  if (use_brk_ && config::options().heap_source == 0) {
+    auto cur = reinterpret_cast<std::uintptr_t>(os::current_break());
+    std::size_t pad = ((cur + kSegmentSize - 1) & ~(kSegmentSize - 1)) - cur;
+    if (pad == 0 || os::grow_break(pad) != nullptr) mem = os::grow_break(bytes);
+    brk = mem != nullptr;
+    if (mem == nullptr && config::options().verbose) {
+      os::TextWriter(2).str("mallard: brk refused; arena 0 continues with mmap\n");
+    }
+  }
+  if (mem == nullptr) mem = os::map_aligned(bytes, kSegmentSize);
+  if (mem == nullptr) return nullptr;
+  auto* seg = static_cast<Segment*>(mem);
+  if (!segment_map::insert(reinterpret_cast<std::uintptr_t>(mem), bytes, seg)) {
+    if (!brk) os::unmap(mem, bytes);
+    return nullptr;
+  }
+  seg->magic = kSegmentMagic;
+  seg->kind = SegmentKind::kNormal;
+  seg->from_brk = brk;
+  seg->size = bytes;
+  seg->page_count = static_cast<std::uint32_t>(bytes / os::kPageSize);
+  seg->first_data_page = segment_metadata_pages(seg->page_count);
+  seg->free_pages = 0;
+  seg->arena = this;
+  seg->prev = nullptr;
+  seg->next = segments_;
+  if (segments_ != nullptr) segments_->prev = seg;
+  segments_ = seg;
+  stats_.mapped += bytes;
+  stats_.metadata += std::size_t{seg->first_data_page} * os::kPageSize;
+  if (brk) stats_.brk += bytes;
+  ++stats_.segments;
+  return seg;
+}
+
+bool Arena::grow_locked(std::size_t pages) {
+  std::size_t bytes = segment_bytes_for(pages);
+  if (bytes == 0) return false;
+  Segment* seg = map_segment_locked(bytes);
+  if (seg == nullptr) return false;
+  seg->free_pages = seg->data_pages();
+  // Fresh memory is zero and not yet resident: it starts in the purged state.
+  make_free_locked(seg, seg->first_data_page, seg->data_pages(), kPurged, os::now_ms(), true);
+  return true;
+}
+
+void Arena::release_segment_locked(Segment* seg) {
+  if (seg->from_brk) {
+    // brk memory can only go back from the top of the break.
+    if (reinterpret_cast<char*>(seg) + seg->size != os::current_break()) return;
+  }
+  Span* only = &seg->pages()[seg->first_data_page];
+  unlink_free_locked(only);
+  if (seg->from_brk && !os::shrink_break(seg)) {
+    make_free_locked(seg, seg->first_data_page, seg->data_pages(), kPurged, os::now_ms(), false);
+    return;
+  }
+  segment_map::remove(reinterpret_cast<std::uintptr_t>(seg), seg->size);
+  if (seg->prev != nullptr)
+    seg->prev->next = seg->next;
+  else
+    segments_ = seg->next;
+  if (seg->next != nullptr) seg->next->prev = seg->prev;
+  stats_.mapped -= seg->size;
+  stats_.metadata -= std::size_t{seg->first_data_page} * os::kPageSize;
+  if (seg->from_brk) stats_.brk -= seg->size;
+  --stats_.segments;
+  if (!seg->from_brk) os::unmap(seg, seg->size);
+}
+
+// ---- free span bookkeeping -------------------------------------------------------------------
+
+void Arena::insert_bin_locked(Span* s) {
+  std::uint32_t b = bin_of(s->page_count);
+  Span*& head = bins_[s->state][b];
+  s->prev = nullptr;
+  s->next = head;
+  if (head != nullptr) head->prev = s;
+  head = s;
+  nonempty_[s->state][b / 64] |= std::uint64_t{1} << (b % 64);
+}
+
+Span* Arena::make_free_locked(Segment* seg, std::uint32_t first, std::uint32_t count,
+                              unsigned state, std::uint64_t freed_at, bool zeroed) {
+  Span* s = &seg->pages()[first];
+  s->start = seg->page_address(first);
+  s->kind = kSpanFree;
+  s->flags = 0;
+  s->state = static_cast<std::uint8_t>(state);
+  s->back = 0;
+  s->page_count = count;
+  s->zeroed = zeroed ? 1 : 0;
+  s->freed_at_ms = freed_at;
+  s->owner.store(nullptr, std::memory_order_relaxed);
+  if (count > 1) {
+    Span* tail = s + (count - 1);
+    tail->kind = kSpanFreeTail;
+    tail->flags = 0;
+    tail->back = count - 1;
+  }
+  insert_bin_locked(s);
+  if (state == kDirty) {
+    s->age_next = nullptr;
+    s->age_prev = age_tail_;
+    if (age_tail_ != nullptr)
+      age_tail_->age_next = s;
+    else
+      age_head_ = s;
+    age_tail_ = s;
+    if (dirty_bytes_ == 0) next_decay_ms_ = freed_at + decay_ms();
+    dirty_bytes_ += s->bytes();
+    stats_.dirty += s->bytes();
+  } else {
+    stats_.purged += s->bytes();
+  }
+  ++stats_.free_spans;
+  return s;
+}
+
+void Arena::unlink_free_locked(Span* s) {
+  std::uint32_t b = bin_of(s->page_count);
+  if (s->prev != nullptr)
+    s->prev->next = s->next;
+  else
+    bins_[s->state][b] = s->next;
+  if (s->next != nullptr) s->next->prev = s->prev;
+  if (bins_[s->state][b] == nullptr) nonempty_[s->state][b / 64] &= ~(std::uint64_t{1} << (b % 64));
+  if (s->state == kDirty) {
+    if (s->age_prev != nullptr)
+      s->age_prev->age_next = s->age_next;
+    else
+      age_head_ = s->age_next;
+    if (s->age_next != nullptr)
+      s->age_next->age_prev = s->age_prev;
+    else
+      age_tail_ = s->age_prev;
+    dirty_bytes_ -= s->bytes();
+    stats_.dirty -= s->bytes();
+  } else {
+    stats_.purged -= s->bytes();
+  }
+  --stats_.free_spans;
+  if (s->page_count > 1) clear_entry(s + (s->page_count - 1));
+  clear_entry(s);
+}
+
+Span* Arena::coalesce_locked(Segment* seg, Span* s, unsigned state) {
+  std::uint32_t first = seg->index_of(s);
+  std::uint32_t count = s->page_count;
+  bool zeroed = s->zeroed != 0;
+  std::uint64_t freed_at = s->freed_at_ms;
+  bool merged = false;
+  Span* pages = seg->pages();
+  if (first > seg->first_data_page) {
+    Span* e = &pages[first - 1];
+    Span* left = e->kind == kSpanFreeTail ? e - e->back : (e->kind == kSpanFree ? e : nullptr);
+    if (left != nullptr && left->state == state) {
+      if (!merged) unlink_free_locked(s);
+      merged = true;
+      zeroed &= left->zeroed != 0;
+      if (left->freed_at_ms > freed_at) freed_at = left->freed_at_ms;
+      std::uint32_t left_first = seg->index_of(left);
+      count += left->page_count;
+      unlink_free_locked(left);
+      first = left_first;
+    }
+  }
+  std::uint32_t right_index = first + count;
+  if (right_index < seg->page_count) {
+    Span* right = &pages[right_index];
+    if (right->kind == kSpanFree && right->state == state) {
+      if (!merged) unlink_free_locked(s);
+      merged = true;
+      zeroed &= right->zeroed != 0;
+      if (right->freed_at_ms > freed_at) freed_at = right->freed_at_ms;
+      count += right->page_count;
+      unlink_free_locked(right);
+    }
+  }
+  if (!merged) return s;
+  return make_free_locked(seg, first, count, state, freed_at, zeroed);
+}
+
+Span* Arena::find_fit_locked(unsigned state, std::size_t pages, std::size_t align_pages) {
+  std::size_t need = pages + align_pages - 1;
+  std::uint32_t b = bin_of(need);
+  for (std::uint32_t w = b / 64; w < 3; ++w) {
+    std::uint64_t bits = nonempty_[state][w];
+    if (w == b / 64) bits &= ~std::uint64_t{0} << (b % 64);
+    if (bits == 0) continue;
+    std::uint32_t found = w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(bits));
+    if (found < 128) return bins_[state][found];
+    // The last bin holds every span of >= 128 pages: best fit by scanning.
+    Span* best = nullptr;
+    for (Span* s = bins_[state][128]; s != nullptr; s = s->next) {
+      if (s->page_count >= need && (best == nullptr || s->page_count < best->page_count)) {
+        best = s;
+        if (s->page_count == need) break;
+      }
+    }
+    return best;
+  }
+  return nullptr;
+}
+
+void Arena::set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t count,
+                              SpanKind kind) {
+  Span* s = &seg->pages()[first];
+  s->start = seg->page_address(first);
+  s->kind = kind;
+  s->flags = 0;
+  s->back = 0;
+  s->page_count = count;
+  s->next = s->prev = nullptr;
+  if (kind == kSpanSmall) {
+    for (std::uint32_t i = 1; i < count; ++i) {
+      s[i].kind = kSpanSmallPart;
+      s[i].back = i;
+    }
+    stats_.small_pages += s->bytes();
+    stats::add_active(static_cast<std::int64_t>(s->bytes()));
+  } else {
+    stats::add_active(static_cast<std::int64_t>(s->bytes()));
+    stats_.large += s->bytes();
+    ++stats_.large_count;
+  }
+  seg->free_pages -= count;
+}
+
+// ---- allocation and free of spans ------------------------------------------------------------
+
+Span* Arena::alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanKind kind,
+                               bool* zeroed) {
+  if (align_pages == 0) align_pages = 1;
+  Span* s = nullptr;
+  for (int attempt = 0; attempt < 2 && s == nullptr; ++attempt) {
+    s = find_fit_locked(kDirty, pages, align_pages);
+    if (s == nullptr) s = find_fit_locked(kPurged, pages, align_pages);
+    if (s == nullptr && (attempt == 1 || !grow_locked(pages + align_pages - 1))) return nullptr;
+  }
+  Segment* seg = segment_of_entry(s);
+  std::uint32_t first = seg->index_of(s);
+  std::uint32_t count = s->page_count;
+  unsigned state = s->state;
+  bool was_zero = s->zeroed != 0;
+  std::uint64_t freed_at = s->freed_at_ms;
+  unlink_free_locked(s);
+  std::uint32_t at = first;
+  std::size_t align_bytes = align_pages * os::kPageSize;
+  while ((reinterpret_cast<std::uintptr_t>(seg->page_address(at)) & (align_bytes - 1)) != 0) ++at;
+  if (at != first) make_free_locked(seg, first, at - first, state, freed_at, was_zero);
+  std::uint32_t used_end = at + static_cast<std::uint32_t>(pages);
+  if (used_end != first + count)
+    make_free_locked(seg, used_end, first + count - used_end, state, freed_at, was_zero);
+  set_in_use_locked(seg, at, static_cast<std::uint32_t>(pages), kind);
+  *zeroed = was_zero;
+  return &seg->pages()[at];
+}
+
+void Arena::free_span_locked(Span* s) {
+  return_span_locked(s);
+  std::uint64_t now = os::now_ms();
+  if (now >= next_decay_ms_ && dirty_bytes_ != 0) decay_locked(now, false);
+}
+
+void Arena::return_span_locked(Span* s) {
+  Segment* seg = segment_of_entry(s);
+  std::uint32_t first = seg->index_of(s);
+  std::uint32_t count = s->page_count;
+  if (s->kind == kSpanSmall) {
+    for (std::uint32_t i = 1; i < count; ++i) clear_entry(&s[i]);
+    stats_.small_pages -= s->bytes();
+    stats::add_active(-static_cast<std::int64_t>(s->bytes()));
+  } else {
+    stats::add_active(-static_cast<std::int64_t>(s->bytes()));
+    stats_.large -= s->bytes();
+    --stats_.large_count;
+  }
+  seg->free_pages += count;
+  std::uint64_t now = os::now_ms();
+  Span* f = make_free_locked(seg, first, count, kDirty, now, false);
+  f = coalesce_locked(seg, f, kDirty);
+  long trim = config::options().trim_threshold;
+  if (decay_ms() == 0 || (trim > 0 && f->bytes() >= static_cast<std::size_t>(trim))) {
+    purge_span_locked(f);
+  }
+}
+
+bool Arena::shrink_span_locked(Span* s, std::size_t new_pages) {
+  if (new_pages == 0 || new_pages > s->page_count) return false;
+  std::uint32_t tail = s->page_count - static_cast<std::uint32_t>(new_pages);
+  if (tail == 0) return true;
+  Segment* seg = segment_of_entry(s);
+  std::uint32_t first = seg->index_of(s);
+  s->page_count = static_cast<std::uint32_t>(new_pages);
+  stats_.large -= std::size_t{tail} * os::kPageSize;
+  stats::add_active(-static_cast<std::int64_t>(std::size_t{tail} * os::kPageSize));
+  seg->free_pages += tail;
+  Span* f = make_free_locked(seg, first + static_cast<std::uint32_t>(new_pages), tail, kDirty,
+                             os::now_ms(), false);
+  coalesce_locked(seg, f, kDirty);
+  return true;
+}
+
+bool Arena::grow_span_locked(Span* s, std::size_t new_pages) {
+  if (new_pages <= s->page_count) return new_pages == s->page_count;
+  Segment* seg = segment_of_entry(s);
+  std::uint32_t right_index = seg->index_of(s) + s->page_count;
+  std::uint32_t need = static_cast<std::uint32_t>(new_pages) - s->page_count;
+  if (right_index >= seg->page_count) return false;
+  Span* right = &seg->pages()[right_index];
+  if (right->kind != kSpanFree || right->page_count < need) return false;
+  std::uint32_t rest = right->page_count - need;
+  unsigned state = right->state;
+  bool zero = right->zeroed != 0;
+  std::uint64_t freed_at = right->freed_at_ms;
+  unlink_free_locked(right);
+  if (rest != 0) make_free_locked(seg, right_index + need, rest, state, freed_at, zero);
+  s->page_count = static_cast<std::uint32_t>(new_pages);
+  stats_.large += std::size_t{need} * os::kPageSize;
+  stats::add_active(static_cast<std::int64_t>(std::size_t{need} * os::kPageSize));
+  seg->free_pages -= need;
+  return true;
+}
+
+// ---- decay -----------------------------------------------------------------------------------
+
+void Arena::purge_span_locked(Span* s) {
+  Segment* seg = segment_of_entry(s);
+  std::uint32_t first = seg->index_of(s);
+  std::uint32_t count = s->page_count;
+  std::uint64_t freed_at = s->freed_at_ms;
+  unlink_free_locked(s);
+  ++stats_.purge_calls;
+  os::PurgeKind kind = purge_kind();
+  if (!os::purge(seg->page_address(first), std::size_t{count} * os::kPageSize, kind)) {
+    make_free_locked(seg, first, count, kDirty, freed_at, false);  // try again at a later tick
+    return;
+  }
+  Span* f =
+      make_free_locked(seg, first, count, kPurged, os::now_ms(), kind == os::PurgeKind::kDontNeed);
+  coalesce_locked(seg, f, kPurged);
+}
+
+std::size_t Arena::decay_locked(std::uint64_t now, bool force) {
+  std::size_t released = 0;
+  std::uint64_t delay = decay_ms();
+  std::size_t guard = stats_.free_spans + 1;  // a failed purge re-queues a span: stop after a lap
+  while (age_head_ != nullptr && guard-- != 0 && (force || age_head_->freed_at_ms + delay <= now)) {
+    released += age_head_->bytes();
+    purge_span_locked(age_head_);
+  }
+  // Abandoned pages whose blocks have all come back by remote frees go back to the span heap.
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    for (Span* page = abandoned_[c]; page != nullptr;) {
+      Span* next = page->next;
+      std::uint64_t word = page->thread_free.load(std::memory_order_acquire);
+      if (thread_free_count(word) == page->used) {
+        unlink_abandoned_locked(page);
+        page->thread_free.store(0, std::memory_order_relaxed);
+        released += page->bytes();
+        return_span_locked(page);
+      }
+      page = next;
+    }
+  }
+  guard = stats_.free_spans + 1;
+  while (age_head_ != nullptr && force && guard-- != 0) {  // pages just returned are dirty too
+    released += age_head_->bytes();
+    purge_span_locked(age_head_);
+  }
+  bool keep_one = !force;
+  for (Segment* seg = segments_; seg != nullptr;) {
+    Segment* next = seg->next;
+    Span* only = &seg->pages()[seg->first_data_page];
+    // Entirely free is not enough: the free pages may be split into a dirty and a purged span.
+    if (only->kind == kSpanFree && only->state == kPurged &&
+        only->page_count == seg->data_pages()) {
+      if (keep_one && seg->size == kSegmentSize) {
+        keep_one = false;  // one empty segment stays retained for reuse
+      } else {
+        std::size_t size = seg->size;
+        std::size_t before = stats_.mapped;
+        release_segment_locked(seg);
+        if (stats_.mapped != before) released += size;
+      }
+    }
+    seg = next;
+  }
+  next_decay_ms_ = age_head_ != nullptr ? age_head_->freed_at_ms + delay : now + delay;
+  if (next_decay_ms_ <= now) next_decay_ms_ = now + 1;
+  return released;
+}
+
+// ---- abandoned small pages -------------------------------------------------------------------
+
+void Arena::abandon_page_locked(Span* page) {
+  Span*& head = abandoned_[page->size_class];
+  page->prev = nullptr;
+  page->next = head;
+  if (head != nullptr) head->prev = page;
+  head = page;
+  ++stats_.abandoned_pages;
+}
+
+void Arena::unlink_abandoned_locked(Span* page) {
+  if (page->prev != nullptr)
+    page->prev->next = page->next;
+  else
+    abandoned_[page->size_class] = page->next;
+  if (page->next != nullptr) page->next->prev = page->prev;
+  page->next = page->prev = nullptr;
+  --stats_.abandoned_pages;
+}
+
+Span* Arena::take_abandoned_locked(unsigned size_class) {
+  Span* page = abandoned_[size_class];
+  if (page != nullptr) unlink_abandoned_locked(page);
+  return page;
+}
+
+}  // namespace mallard

@@ -1,0 +1,98 @@
+// arena.hpp: Arena, a shared, locked pool of segments. Owns the span heap (free spans binned by
+// page count, best fit, coalescing with free neighbours), the decay of free spans (dirty ->
+// purged -> segment released), the growth of memory (arena 0 from brk, the others from mmap) and
+// the small pages abandoned by exited threads. Every method whose name ends in _locked needs the
+// caller to hold lock(); the others take it themselves. Never calls the front end.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/segment.hpp"
+#include "backend/size_class.hpp"
+#include "backend/span.hpp"
+#include "os/lock.hpp"
+
+namespace mallard {
+
+struct ArenaStats {
+  std::size_t mapped = 0;       // bytes of segments
+  std::size_t brk = 0;          // of which from brk
+  std::size_t metadata = 0;     // segment header pages
+  std::size_t dirty = 0;        // free spans not purged
+  std::size_t purged = 0;       // free spans purged (address space retained)
+  std::size_t small_pages = 0;  // bytes of spans serving as small pages
+  std::size_t large = 0;        // bytes of live large blocks
+  std::size_t large_count = 0;
+  std::size_t segments = 0;
+  std::size_t purge_calls = 0;
+  std::size_t abandoned_pages = 0;
+  std::size_t free_spans = 0;
+};
+
+class Arena {
+ public:
+  static constexpr std::uint32_t kBinCount = 129;  // bins 1..127 exact, 128: >= 128 pages
+
+  void init(unsigned index, bool use_brk);
+  unsigned index() const { return index_; }
+  os::SpinLock& lock() { return lock_; }
+
+  // A span of `pages` pages aligned to `align_pages` pages (>= 1), taken from the span heap or
+  // from fresh memory; marked with `kind` (kSpanSmall or kSpanLarge). *zeroed tells whether its
+  // contents are known to be zero. nullptr when the OS refuses memory.
+  Span* alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanKind kind, bool* zeroed);
+  // Returns an in-use span to the span heap (coalescing; purging at once if so configured).
+  void free_span_locked(Span* s);
+  // Large-block resizing in place: shrink gives the tail back; grow takes free pages after the
+  // span. Both return false if impossible.
+  bool shrink_span_locked(Span* s, std::size_t new_pages);
+  bool grow_span_locked(Span* s, std::size_t new_pages);
+
+  // Small pages of exited threads, by size class.
+  void abandon_page_locked(Span* page);
+  Span* take_abandoned_locked(unsigned size_class);
+  Span* abandoned_list_locked(unsigned size_class) { return abandoned_[size_class]; }
+  void unlink_abandoned_locked(Span* page);
+
+  // Purges dirty spans older than decay_ms (all of them if force), and releases segments that
+  // are entirely free and purged (keeping one, unless force). Returns bytes purged or released.
+  std::size_t decay_locked(std::uint64_t now_ms, bool force);
+  // Cheap check (no lock) whether decay_locked has work due.
+  bool decay_due(std::uint64_t now_ms) const {
+    return dirty_bytes_ != 0 && now_ms >= next_decay_ms_;
+  }
+
+  const ArenaStats& stats_locked() const { return stats_; }
+  Segment* segments_locked() const { return segments_; }
+  std::size_t dirty_bytes() const { return dirty_bytes_; }
+
+ private:
+  void return_span_locked(Span* s);  // free_span_locked without the decay tick
+  bool grow_locked(std::size_t pages);
+  Segment* map_segment_locked(std::size_t bytes);
+  void release_segment_locked(Segment* seg);
+  Span* find_fit_locked(unsigned state, std::size_t pages, std::size_t align_pages);
+  Span* make_free_locked(Segment* seg, std::uint32_t first, std::uint32_t count, unsigned state,
+                         std::uint64_t freed_at, bool zeroed);
+  void unlink_free_locked(Span* s);
+  Span* coalesce_locked(Segment* seg, Span* s, unsigned state);
+  void purge_span_locked(Span* s);
+  void insert_bin_locked(Span* s);
+  void set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t count, SpanKind kind);
+
+  os::SpinLock lock_;
+  unsigned index_ = 0;
+  bool use_brk_ = false;
+  Segment* segments_ = nullptr;
+  Span* bins_[2][kBinCount] = {};
+  std::uint64_t nonempty_[2][3] = {};
+  Span* age_head_ = nullptr;  // dirty spans, oldest first
+  Span* age_tail_ = nullptr;
+  std::size_t dirty_bytes_ = 0;
+  std::uint64_t next_decay_ms_ = 0;
+  Span* abandoned_[kClassCount] = {};
+  ArenaStats stats_;
+};
+
+}  // namespace mallard

@@ -1,0 +1,140 @@
+// huge.cpp: direct-mmap blocks with the dynamic threshold.
+#include "backend/huge.hpp"
+
+#include "backend/segment_map.hpp"
+#include "config/options.hpp"
+#include "os/os.hpp"
+#include "stats/counters.hpp"
+
+namespace mallard::huge {
+namespace {
+
+std::atomic<std::size_t> g_live_bytes{0};
+std::atomic<std::size_t> g_mapped_bytes{0};
+std::atomic<std::size_t> g_live_count{0};
+std::atomic<std::size_t> g_peak_count{0};
+std::atomic<std::size_t> g_peak_mapped{0};
+
+std::size_t header_offset(std::size_t alignment) {
+  return alignment > kSegmentHeaderSize ? alignment : kSegmentHeaderSize;
+}
+
+std::size_t mapping_size(std::size_t offset, std::size_t n) {
+  if (n > (std::size_t{1} << 62)) return 0;
+  return (offset + n + os::kPageSize - 1) & ~(os::kPageSize - 1);
+}
+
+void raise_peak(std::atomic<std::size_t>& peak, std::size_t v) {
+  std::size_t old = peak.load(std::memory_order_relaxed);
+  while (v > old && !peak.compare_exchange_weak(old, v, std::memory_order_relaxed)) {
+  }
+}
+
+void account(std::ptrdiff_t usable, std::ptrdiff_t mapped, int count) {
+  stats::add_active(usable);
+  g_live_bytes.fetch_add(static_cast<std::size_t>(usable), std::memory_order_relaxed);
+  std::size_t m =
+      g_mapped_bytes.fetch_add(static_cast<std::size_t>(mapped), std::memory_order_relaxed) +
+      static_cast<std::size_t>(mapped);
+  std::size_t c =
+      g_live_count.fetch_add(static_cast<std::size_t>(count), std::memory_order_relaxed) +
+      static_cast<std::size_t>(count);
+  raise_peak(g_peak_mapped, m);
+  raise_peak(g_peak_count, c);
+}
+
+}  // namespace
+
+std::size_t threshold() {
+  return static_cast<std::size_t>(config::options().mmap_threshold);
+}
+
+bool wants(std::size_t n) {
+  const config::Options& o = config::options();
+  return n >= static_cast<std::size_t>(o.mmap_threshold) &&
+         g_live_count.load(std::memory_order_relaxed) < static_cast<std::size_t>(o.mmap_max);
+}
+
+void* allocate(std::size_t n, std::size_t alignment) {
+  std::size_t offset = header_offset(alignment);
+  std::size_t size = mapping_size(offset, n);
+  if (size == 0) return nullptr;
+  void* mem = os::map_aligned(size, alignment > kSegmentSize ? alignment : kSegmentSize);
+  if (mem == nullptr) return nullptr;
+  auto* seg = static_cast<Segment*>(mem);
+  seg->magic = kSegmentMagic;
+  seg->kind = SegmentKind::kHuge;
+  seg->size = size;
+  seg->huge_block = static_cast<char*>(mem) + offset;
+  seg->huge_usable = size - offset;
+  seg->huge_alignment = alignment;
+  if (!segment_map::insert(reinterpret_cast<std::uintptr_t>(mem), size, seg)) {
+    os::unmap(mem, size);
+    return nullptr;
+  }
+  account(static_cast<std::ptrdiff_t>(seg->huge_usable), static_cast<std::ptrdiff_t>(size), 1);
+  return seg->huge_block;
+}
+
+void release(Segment* seg) {
+  std::size_t size = seg->size;
+  std::size_t usable = seg->huge_usable;
+  segment_map::remove(reinterpret_cast<std::uintptr_t>(seg), size);
+  account(-static_cast<std::ptrdiff_t>(usable), -static_cast<std::ptrdiff_t>(size), -1);
+  // glibc's dynamic threshold: freeing a block bigger than the threshold shows that such sizes
+  // are transient, so they should come from the heap next time.
+  config::Options& o = config::options();
+  if (!o.mmap_threshold_fixed && usable > static_cast<std::size_t>(o.mmap_threshold) &&
+      usable <= kDynamicThresholdMax) {
+    o.mmap_threshold = static_cast<long>(usable);
+  }
+  os::unmap(seg, size);
+}
+
+void* reallocate(Segment* seg, std::size_t n) {
+  std::size_t offset = static_cast<std::size_t>(seg->huge_block - reinterpret_cast<char*>(seg));
+  std::size_t size = mapping_size(offset, n);
+  if (size == 0) return nullptr;
+  std::size_t old_size = seg->size;
+  std::size_t old_usable = seg->huge_usable;
+  if (size == old_size) return seg->huge_block;
+  auto start = reinterpret_cast<std::uintptr_t>(seg);
+  Segment* moved = seg;
+  if (os::remap_in_place(seg, old_size, size)) {
+    if (size < old_size) {
+      segment_map::remove(start, old_size);
+      segment_map::insert(start, size, seg);
+    } else if (!segment_map::insert(start, size, seg)) {
+      os::remap_in_place(seg, size, old_size);
+      return nullptr;
+    }
+  } else {
+    std::size_t align = seg->huge_alignment > kSegmentSize ? seg->huge_alignment : kSegmentSize;
+    void* mem = os::remap_aligned(seg, old_size, size, align);
+    if (mem == nullptr) return nullptr;
+    moved = static_cast<Segment*>(mem);
+    segment_map::remove(start, old_size);
+    if (!segment_map::insert(reinterpret_cast<std::uintptr_t>(mem), size, moved)) {
+      // Cannot register the new place: undo the move so the block stays valid.
+      void* back = os::remap_aligned(mem, size, old_size, align);
+      Segment* restored = static_cast<Segment*>(back != nullptr ? back : mem);
+      segment_map::insert(reinterpret_cast<std::uintptr_t>(restored), restored->size, restored);
+      return nullptr;
+    }
+    moved->huge_block = reinterpret_cast<char*>(moved) + offset;
+  }
+  moved->size = size;
+  moved->huge_usable = size - offset;
+  account(static_cast<std::ptrdiff_t>(moved->huge_usable) - static_cast<std::ptrdiff_t>(old_usable),
+          static_cast<std::ptrdiff_t>(size) - static_cast<std::ptrdiff_t>(old_size), 0);
+  return moved->huge_block;
+}
+
+HugeStats stats() {
+  return {
+      g_live_bytes.load(std::memory_order_relaxed), g_mapped_bytes.load(std::memory_order_relaxed),
+      g_live_count.load(std::memory_order_relaxed), g_peak_count.load(std::memory_order_relaxed),
+      g_peak_mapped.load(std::memory_order_relaxed)};
+}
+
+}  // namespace mallard::huge

@@ -1,0 +1,82 @@
+// span.hpp: Span, the metadata of a run of 4 KiB pages inside a segment, and FreeBlock, the link
+// stored in a free small block. A Span is either a small page (blocks of one size class, owned by
+// a thread heap), a large block, or free (dirty or purged) in its arena's span heap. The entries
+// live in the segment header, apart from the data, so a heap overflow cannot reach them.
+// Plain data: the logic that changes spans lives in the arena (backend) and thread heap (frontend).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace mallard {
+
+class ThreadHeap;
+
+enum SpanKind : std::uint8_t {
+  kSpanNone = 0,      // not the first page of anything (interior of a large span, metadata)
+  kSpanSmall = 1,     // first page of a small page; interior entries are kSpanSmallPart
+  kSpanLarge = 2,     // first page of a large block
+  kSpanFree = 3,      // first page of a free span
+  kSpanFreeTail = 4,  // last page of a free span of >= 2 pages (back = pages to the first)
+  kSpanSmallPart = 5  // a later page of a small page (back = pages to the first)
+};
+
+enum SpanState : std::uint8_t { kDirty = 0, kPurged = 1 };  // free spans only
+
+// Set in Span::flags while a small page sits on its heap's full list: the owner's free then takes
+// the slow path, which moves the page back to the available queue.
+inline constexpr std::uint8_t kSpanInFullList = 1;
+
+struct FreeBlock {
+  FreeBlock* next;
+  std::uintptr_t marker;  // address ^ free key while the block is free: double-free detection
+};
+
+struct alignas(64) Span {
+  // ---- first cache line: everything the same-thread fast paths read or write ----
+  char* start;                     // first byte of the span
+  std::atomic<ThreadHeap*> owner;  // small pages: the owning heap (nullptr: abandoned)
+  FreeBlock* free;                 // blocks ready to hand out
+  FreeBlock* local_free;           // blocks freed by the owner since the last collection
+  std::uint64_t reciprocal;        // ceil(2^40 / block_size): exact offset division
+  std::uint32_t used;              // blocks handed out and not yet collected back
+  std::uint32_t block_size;
+  union {
+    struct {
+      std::uint8_t kind;   // SpanKind
+      std::uint8_t flags;  // kSpanInFullList
+    };
+    std::uint16_t kind_and_flags;  // fast-path test: == kSpanSmall means "small, not full"
+  };
+  std::uint8_t size_class;
+  std::uint8_t state;  // SpanState, free spans
+  std::uint32_t back;  // kSpanSmallPart / kSpanFreeTail: entries back to the first entry
+  // ---- second cache line: slow-path state ----
+  std::atomic<std::uint64_t> thread_free;  // frees from other threads: (count << 48) | pointer
+  std::uint32_t page_count;
+  std::uint32_t capacity;  // blocks that fit in the page
+  std::uint32_t reserved;  // blocks carved from the page so far (bump allocation)
+  std::uint32_t zeroed;    // free spans: contents known to be zero
+  Span* next;              // heap queue, arena bin or abandoned list
+  Span* prev;
+  Span* age_next;  // free dirty spans: the arena's age list, oldest first
+  Span* age_prev;
+  std::uint64_t freed_at_ms;
+
+  std::size_t bytes() const { return std::size_t{page_count} << 12; }
+};
+
+static_assert(sizeof(Span) == 128, "two cache lines per page entry");
+
+inline constexpr int kThreadFreeCountShift = 48;
+inline constexpr std::uint64_t kThreadFreePointerMask = (std::uint64_t{1} << 48) - 1;
+
+inline FreeBlock* thread_free_list(std::uint64_t word) {
+  return reinterpret_cast<FreeBlock*>(word & kThreadFreePointerMask);
+}
+inline std::uint32_t thread_free_count(std::uint64_t word) {
+  return static_cast<std::uint32_t>(word >> kThreadFreeCountShift);
+}
+
+}  // namespace mallard

@@ -1,0 +1,115 @@
+// block.cpp: pointer resolution and validation, the free slow path, large blocks.
+#include "frontend/block.hpp"
+
+#include <cstring>
+
+#include "backend/arena_registry.hpp"
+#include "backend/huge.hpp"
+#include "backend/segment_map.hpp"
+#include "frontend/thread_heap.hpp"
+#include "os/fatal.hpp"
+#include "os/lock.hpp"
+
+namespace mallard {
+namespace {
+
+constexpr const char* kForeign = "invalid pointer (not allocated by mallard)";
+constexpr const char* kInterior = "invalid pointer (not the start of a block)";
+constexpr const char* kDoubleFree = "double free";
+
+void free_small(Span* page, void* p) {
+  auto* b = static_cast<FreeBlock*>(p);
+  std::uintptr_t mark = reinterpret_cast<std::uintptr_t>(p) ^ g_free_key;
+  ThreadHeap* me = tl_heap;
+  ThreadHeap* owner = page->owner.load(std::memory_order_acquire);
+  if (owner == me) {
+    if (page->flags & kSpanInFullList) {
+      me->free_into_full_page(page, b, mark);
+    } else if (!ThreadHeap::push_local(page, b, mark)) {
+      me->page_emptied(page);
+    }
+    return;
+  }
+  bool was_full = (page->flags & kSpanInFullList) != 0;
+  unsigned c = page->size_class;
+  push_remote(page, b, mark);
+  if (was_full && owner != nullptr) owner->hint_remote_free(c);
+}
+
+}  // namespace
+
+BlockRef resolve_block(const void* p, const char* call) {
+  Segment* seg = segment_map::lookup(p);
+  if (seg == nullptr || seg->magic != kSegmentMagic) os::report_bad_pointer(kForeign, call, p);
+  if (seg->kind == SegmentKind::kHuge) {
+    if (p != seg->huge_block) os::report_bad_pointer(kInterior, call, p);
+    return {BlockKind::kHuge, seg, nullptr, seg->huge_usable};
+  }
+  Span* e = seg->entry_for(p);
+  Span* page = e - e->back;
+  switch (page->kind) {
+    case kSpanSmall: {
+      if (!is_block_start(page, p)) os::report_bad_pointer(kInterior, call, p);
+      auto* b = static_cast<const FreeBlock*>(p);
+      if (b->marker == (reinterpret_cast<std::uintptr_t>(p) ^ g_free_key))
+        os::report_bad_pointer(kDoubleFree, call, p);
+      return {BlockKind::kSmall, seg, page, page->block_size};
+    }
+    case kSpanLarge:
+      if (p != page->start) os::report_bad_pointer(kInterior, call, p);
+      return {BlockKind::kLarge, seg, page, page->bytes()};
+    case kSpanFree:
+      if (p == page->start) os::report_bad_pointer(kDoubleFree, call, p);
+      os::report_bad_pointer(kInterior, call, p);
+    default:
+      os::report_bad_pointer(kInterior, call, p);
+  }
+}
+
+void free_slow(void* p, const char* call) {
+  BlockRef block = resolve_block(p, call);
+  switch (block.kind) {
+    case BlockKind::kSmall:
+      free_small(block.page, p);
+      return;
+    case BlockKind::kLarge: {
+      Arena* arena = block.segment->arena;
+      os::LockGuard guard(arena->lock());
+      // Re-check under the lock: a racing double free must not free the span twice.
+      if (block.page->kind != kSpanLarge) os::report_bad_pointer(kDoubleFree, call, p);
+      arena->free_span_locked(block.page);
+      return;
+    }
+    case BlockKind::kHuge:
+      huge::release(block.segment);
+      return;
+  }
+}
+
+void* alloc_large(std::size_t n, std::size_t alignment, bool zero) {
+  std::size_t pages = (n + os::kPageSize - 1) / os::kPageSize;
+  if (pages == 0) pages = 1;
+  std::size_t align_pages = alignment > os::kPageSize ? alignment / os::kPageSize : 1;
+  ThreadHeap* h = tl_heap;
+  Arena* home = h->is_sentinel() || h->arena() == nullptr ? arenas::arena0() : h->arena();
+  Arena* arena = arenas::uncontended(home);
+  bool zeroed = false;
+  Span* span;
+  {
+    os::LockGuard guard(arena->lock());
+    span = arena->alloc_span_locked(pages, align_pages, kSpanLarge, &zeroed);
+  }
+  if (span == nullptr) return nullptr;
+  if (zero && !zeroed) std::memset(span->start, 0, n);
+  return span->start;
+}
+
+bool resize_large_in_place(const BlockRef& block, std::size_t n) {
+  std::size_t pages = (n + os::kPageSize - 1) / os::kPageSize;
+  Arena* arena = block.segment->arena;
+  os::LockGuard guard(arena->lock());
+  if (pages <= block.page->page_count) return arena->shrink_span_locked(block.page, pages);
+  return arena->grow_span_locked(block.page, pages);
+}
+
+}  // namespace mallard

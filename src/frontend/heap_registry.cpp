@@ -1,0 +1,101 @@
+// heap_registry.cpp: heap records, the thread-exit key and fork reclamation.
+#include "frontend/heap_registry.hpp"
+
+#include <pthread.h>
+
+#include <new>
+
+#include "backend/arena_registry.hpp"
+#include "backend/meta_pool.hpp"
+#include "os/lock.hpp"
+
+namespace mallard::heap_registry {
+namespace {
+
+os::SpinLock g_lock;
+ThreadHeap* g_all = nullptr;   // every record
+ThreadHeap* g_pool = nullptr;  // records free for reuse
+std::size_t g_live = 0;
+std::size_t g_total = 0;
+std::size_t g_records = 0;
+std::uint32_t g_next_id = 0;
+pthread_key_t g_exit_key;
+
+void release(ThreadHeap* h) {
+  os::LockGuard guard(g_lock);
+  h->in_use = false;
+  h->next_free = g_pool;
+  g_pool = h;
+  --g_live;
+}
+
+// Runs when a thread with a heap exits (pthread key destructor).
+void on_thread_exit(void* value) {
+  auto* h = static_cast<ThreadHeap*>(value);
+  if (h == nullptr || h->is_sentinel()) return;
+  tl_heap = &g_sentinel_heap;  // frees from later destructors take the remote path
+  h->abandon_all();
+  release(h);
+}
+
+}  // namespace
+
+bool init() {
+  return pthread_key_create(&g_exit_key, on_thread_exit) == 0;
+}
+
+ThreadHeap* attach_current_thread() {
+  Arena* arena = arenas::assign();
+  ThreadHeap* h = nullptr;
+  {
+    os::LockGuard guard(g_lock);
+    if (g_pool != nullptr) {
+      h = g_pool;
+      g_pool = h->next_free;
+    }
+  }
+  if (h == nullptr) {
+    void* mem = meta_pool().allocate(sizeof(ThreadHeap));
+    if (mem == nullptr) return nullptr;
+    h = new (mem) ThreadHeap();
+    os::LockGuard guard(g_lock);
+    h->next_all = g_all;
+    g_all = h;
+    ++g_records;
+  }
+  h->init(arena, false);
+  {
+    os::LockGuard guard(g_lock);
+    h->in_use = true;
+    h->id = g_next_id++;
+    ++g_live;
+    ++g_total;
+  }
+  tl_heap = h;
+  pthread_setspecific(g_exit_key, h);
+  return h;
+}
+
+Counts counts() {
+  os::LockGuard guard(g_lock);
+  return {g_live, g_total, g_records};
+}
+
+void lock() {
+  g_lock.lock();
+}
+void unlock() {
+  g_lock.unlock();
+}
+
+void reclaim_in_child(ThreadHeap* survivor) {
+  g_lock.reset_in_child();
+  for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) {
+    if (h->in_use && h != survivor) {
+      h->abandon_all();
+      release(h);
+    }
+  }
+}
+
+}  // namespace mallard::heap_registry

@@ -1,0 +1,278 @@
+// thread_heap.cpp: the slow paths of ThreadHeap: refilling a class (collect, bump-extend, other
+// pages, remote frees on full pages, adopting abandoned pages, fresh pages from the arena),
+// retiring empty pages, and abandoning everything when the thread exits.
+#include "frontend/thread_heap.hpp"
+
+#include "backend/arena_registry.hpp"
+#include "os/lock.hpp"
+
+namespace mallard {
+
+std::uintptr_t g_free_key = 0x5bd1e9955bd1e995ull;
+constinit Span g_empty_page{};
+constinit ThreadHeap g_sentinel_heap{SentinelTag{}};
+thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) = &g_sentinel_heap;
+
+namespace {
+
+void queue_push_front(PageQueue& q, Span* s) {
+  s->prev = nullptr;
+  s->next = q.first;
+  if (q.first != nullptr)
+    q.first->prev = s;
+  else
+    q.last = s;
+  q.first = s;
+}
+
+void queue_push_back(PageQueue& q, Span* s) {
+  s->next = nullptr;
+  s->prev = q.last;
+  if (q.last != nullptr)
+    q.last->next = s;
+  else
+    q.first = s;
+  q.last = s;
+}
+
+void queue_remove(PageQueue& q, Span* s) {
+  if (s->prev != nullptr)
+    s->prev->next = s->next;
+  else
+    q.first = s->next;
+  if (s->next != nullptr)
+    s->next->prev = s->prev;
+  else
+    q.last = s->prev;
+  s->next = s->prev = nullptr;
+}
+
+Arena* arena_of(Span* page) {
+  return segment_of_entry(page)->arena;
+}
+
+}  // namespace
+
+void ThreadHeap::init(Arena* arena, bool sentinel) {
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    current_[c] = &g_empty_page;
+    avail_[c] = PageQueue{};
+    full_[c] = PageQueue{};
+    remote_hint_[c].store(0, std::memory_order_relaxed);
+  }
+  arena_ = arena;
+  sentinel_ = sentinel;
+}
+
+// Moves local and remote frees onto the page's free list. True if it has blocks to hand out.
+bool ThreadHeap::collect(Span* page) {
+  if (page->local_free != nullptr) {
+    if (page->free == nullptr) {
+      page->free = page->local_free;
+    } else {
+      FreeBlock* tail = page->local_free;
+      while (tail->next != nullptr) tail = tail->next;
+      tail->next = page->free;
+      page->free = page->local_free;
+    }
+    page->local_free = nullptr;
+  }
+  if (page->thread_free.load(std::memory_order_relaxed) != 0) {
+    std::uint64_t word = page->thread_free.exchange(0, std::memory_order_acquire);
+    FreeBlock* list = thread_free_list(word);
+    if (list != nullptr) {
+      FreeBlock* tail = list;
+      while (tail->next != nullptr) tail = tail->next;
+      tail->next = page->free;
+      page->free = list;
+      page->used -= thread_free_count(word);
+    }
+  }
+  return page->free != nullptr;
+}
+
+// Carves the next run of never-used blocks (about one OS page's worth) from the page's bump area:
+// the seed's "top chunk", one page at a time so untouched memory stays unresident.
+bool ThreadHeap::extend(Span* page) {
+  if (page->reserved >= page->capacity) return false;
+  std::uint32_t bs = page->block_size;
+  std::uint32_t n = bs >= 4096 ? 1 : 4096 / bs;
+  if (n > page->capacity - page->reserved) n = page->capacity - page->reserved;
+  char* first = page->start + std::size_t{page->reserved} * bs;
+  for (std::uint32_t i = 0; i + 1 < n; ++i) {
+    reinterpret_cast<FreeBlock*>(first + std::size_t{i} * bs)->next =
+        reinterpret_cast<FreeBlock*>(first + std::size_t{i + 1} * bs);
+  }
+  reinterpret_cast<FreeBlock*>(first + std::size_t{n - 1} * bs)->next = page->free;
+  page->free = reinterpret_cast<FreeBlock*>(first);
+  page->reserved += n;
+  return true;
+}
+
+void ThreadHeap::init_page(Span* page, unsigned c) {
+  std::uint32_t bs = static_cast<std::uint32_t>(class_block_size(c));
+  page->size_class = static_cast<std::uint8_t>(c);
+  page->block_size = bs;
+  page->reciprocal = ((std::uint64_t{1} << 40) + bs - 1) / bs;
+  page->capacity = static_cast<std::uint32_t>(page->bytes() / bs);
+  page->reserved = 0;
+  page->used = 0;
+  page->free = nullptr;
+  page->local_free = nullptr;
+  page->thread_free.store(0, std::memory_order_relaxed);
+  page->flags = 0;
+  page->owner.store(this, std::memory_order_release);
+}
+
+void ThreadHeap::move_to_full(unsigned c, Span* page) {
+  queue_remove(avail_[c], page);
+  queue_push_back(full_[c], page);
+  page->flags = kSpanInFullList;
+  if (current_[c] == page) current_[c] = &g_empty_page;
+}
+
+void ThreadHeap::retire_page(unsigned c, Span* page) {
+  if (page->flags & kSpanInFullList)
+    queue_remove(full_[c], page);
+  else
+    queue_remove(avail_[c], page);
+  if (current_[c] == page)
+    current_[c] = avail_[c].first != nullptr ? avail_[c].first : &g_empty_page;
+  page->owner.store(nullptr, std::memory_order_relaxed);
+  Arena* a = arena_of(page);
+  os::LockGuard guard(a->lock());
+  a->free_span_locked(page);
+}
+
+void* ThreadHeap::pop_from(unsigned c, Span* page) {
+  current_[c] = page;
+  return try_pop(c);
+}
+
+Span* ThreadHeap::fresh_page(unsigned c) {
+  Arena* a = arenas::uncontended(arena_);
+  bool zeroed = false;
+  Span* page;
+  {  // The page is initialised under the lock: the heap checker and statistics may look at it.
+    os::LockGuard guard(a->lock());
+    page = a->alloc_span_locked(class_page_count(c), 1, kSpanSmall, &zeroed);
+    if (page != nullptr) init_page(page, c);
+  }
+  if (page == nullptr && a != arena_) {
+    os::LockGuard guard(arena_->lock());
+    page = arena_->alloc_span_locked(class_page_count(c), 1, kSpanSmall, &zeroed);
+    if (page != nullptr) init_page(page, c);
+  }
+  return page;
+}
+
+void* ThreadHeap::malloc_refill(unsigned c) {
+  // 1. The current page: its own frees, then never-used blocks.
+  Span* page = current_[c];
+  if (page != &g_empty_page) {
+    if (collect(page) || extend(page)) return pop_from(c, page);
+    move_to_full(c, page);
+  }
+  // 2. Other pages with frees waiting.
+  while ((page = avail_[c].first) != nullptr) {
+    if (collect(page) || extend(page)) return pop_from(c, page);
+    move_to_full(c, page);
+  }
+  // 3. Full pages that other threads have freed into.
+  if (remote_hint_[c].load(std::memory_order_relaxed) != 0) {
+    remote_hint_[c].store(0, std::memory_order_relaxed);
+    for (Span* s = full_[c].first; s != nullptr;) {
+      Span* next = s->next;
+      if (s->thread_free.load(std::memory_order_relaxed) != 0 && collect(s)) {
+        queue_remove(full_[c], s);
+        s->flags = 0;
+        queue_push_back(avail_[c], s);
+      }
+      s = next;
+    }
+    if ((page = avail_[c].first) != nullptr) return pop_from(c, page);
+  }
+  // 4. A page abandoned by an exited thread.
+  {
+    Span* adopted = nullptr;
+    {
+      os::LockGuard guard(arena_->lock());
+      adopted = arena_->take_abandoned_locked(c);
+    }
+    if (adopted != nullptr) {
+      adopted->owner.store(this, std::memory_order_release);
+      adopted->flags = 0;
+      queue_push_front(avail_[c], adopted);
+      if (collect(adopted) || extend(adopted)) return pop_from(c, adopted);
+      move_to_full(c, adopted);
+    }
+  }
+  // 5. A fresh page from the arena.
+  page = fresh_page(c);
+  if (page == nullptr) return nullptr;
+  queue_push_front(avail_[c], page);
+  extend(page);
+  return pop_from(c, page);
+}
+
+void ThreadHeap::page_emptied(Span* page) {
+  unsigned c = page->size_class;
+  // Keep the page if it is the class's only one: a loop that allocates and frees one block must
+  // not take the arena lock every time.
+  if (current_[c] == page && avail_[c].first == page && page->next == nullptr) return;
+  retire_page(c, page);
+}
+
+void ThreadHeap::free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark) {
+  unsigned c = page->size_class;
+  queue_remove(full_[c], page);
+  page->flags = 0;
+  queue_push_back(avail_[c], page);
+  if (!push_local(page, b, mark)) page_emptied(page);
+}
+
+std::size_t ThreadHeap::collect_all() {
+  std::size_t returned = 0;
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    for (PageQueue* q : {&avail_[c], &full_[c]}) {
+      for (Span* s = q->first; s != nullptr;) {
+        Span* next = s->next;
+        collect(s);
+        if (s->used == 0 && s != current_[c]) {
+          returned += s->bytes();
+          retire_page(c, s);
+        } else if ((s->flags & kSpanInFullList) && s->free != nullptr) {
+          queue_remove(full_[c], s);
+          s->flags = 0;
+          queue_push_back(avail_[c], s);
+        }
+        s = next;
+      }
+    }
+  }
+  return returned;
+}
+
+void ThreadHeap::abandon_all() {
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    for (PageQueue* q : {&avail_[c], &full_[c]}) {
+      while (Span* s = q->first) {
+        queue_remove(*q, s);
+        collect(s);
+        Arena* a = arena_of(s);
+        os::LockGuard guard(a->lock());
+        if (s->used == 0) {
+          s->owner.store(nullptr, std::memory_order_relaxed);
+          a->free_span_locked(s);
+        } else {
+          s->flags = 0;
+          s->owner.store(nullptr, std::memory_order_release);
+          a->abandon_page_locked(s);
+        }
+      }
+    }
+    current_[c] = &g_empty_page;
+  }
+}
+
+}  // namespace mallard

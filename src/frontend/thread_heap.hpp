@@ -1,0 +1,130 @@
+// thread_heap.hpp: ThreadHeap, the per-thread cache (the seed's tcache / tcmalloc thread cache).
+// For each size class it owns small pages: a current page to allocate from, a queue of pages with
+// free blocks and a list of full pages. Same-thread malloc and free touch only this heap and its
+// pages: no lock, no atomic read-modify-write. Frees from other threads arrive on each page's
+// atomic thread_free list and are collected here. The inline functions below are the fast paths;
+// everything else is out of line in thread_heap.cpp. Never calls the API layer.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/arena.hpp"
+#include "backend/segment.hpp"
+#include "backend/segment_map.hpp"
+#include "backend/size_class.hpp"
+#include "backend/span.hpp"
+
+namespace mallard {
+
+struct PageQueue {
+  Span* first = nullptr;
+  Span* last = nullptr;
+};
+
+// Free-marker key: a freed block holds (address ^ key) in its second word.
+extern std::uintptr_t g_free_key;
+// The page with no blocks that every empty slot of every heap points at, so the fast path needs
+// no null test.
+extern Span g_empty_page;
+
+struct SentinelTag {};
+
+class ThreadHeap {
+ public:
+  ThreadHeap() = default;
+  // The sentinel heap: every class slot points at the empty page, so a thread's first malloc
+  // falls through to the slow path, which attaches a real heap.
+  explicit constexpr ThreadHeap(SentinelTag) : sentinel_(true) {
+    for (auto& slot : current_) slot = &g_empty_page;
+  }
+
+  // ---- fast paths ----
+  // Pops a block of class c from the current page, or nullptr when the page has none ready.
+  [[gnu::always_inline]] void* try_pop(unsigned c) {
+    Span* page = current_[c];
+    FreeBlock* b = page->free;
+    if (__builtin_expect(b == nullptr, 0)) return nullptr;
+    page->free = b->next;
+    ++page->used;
+    b->marker = 0;
+    return b;
+  }
+  // Pushes p (already checked to be a block start of `page`, owned by this heap and not full).
+  // Returns false when the page became empty (the caller then calls page_emptied).
+  [[gnu::always_inline]] static bool push_local(Span* page, FreeBlock* b, std::uintptr_t mark) {
+    b->next = page->local_free;
+    b->marker = mark;
+    page->local_free = b;
+    return --page->used != 0;
+  }
+
+  // ---- slow paths ----
+  // Refills class c and pops a block; nullptr when out of memory.
+  [[gnu::noinline]] void* malloc_refill(unsigned c);
+  // The owner freed the last block of `page`.
+  [[gnu::noinline]] void page_emptied(Span* page);
+  // The owner frees into a page that sits on the full list.
+  [[gnu::noinline]] void free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark);
+  // Gives every page back (empty ones to the arena, the others to the arena's abandoned list).
+  void abandon_all();
+  // Collects remote frees on every page and returns empty pages (malloc_trim).
+  std::size_t collect_all();
+
+  void init(Arena* arena, bool sentinel);
+  bool is_sentinel() const { return sentinel_; }
+  Arena* arena() const { return arena_; }
+  void set_arena(Arena* a) { arena_ = a; }
+  // A remote thread freed into a full page of class c: look at the full list at the next refill.
+  void hint_remote_free(unsigned c) { remote_hint_[c].store(1, std::memory_order_relaxed); }
+
+  // Registry links (heap_registry.cpp).
+  ThreadHeap* next_all = nullptr;
+  ThreadHeap* next_free = nullptr;
+  bool in_use = false;
+  std::uint32_t id = 0;
+
+ private:
+  bool collect(Span* page);
+  bool extend(Span* page);
+  void init_page(Span* page, unsigned c);
+  void move_to_full(unsigned c, Span* page);
+  void retire_page(unsigned c, Span* page);
+  void* pop_from(unsigned c, Span* page);
+  Span* fresh_page(unsigned c);
+
+  Span* current_[kClassCount] = {};
+  PageQueue avail_[kClassCount] = {};
+  PageQueue full_[kClassCount] = {};
+  std::atomic<std::uint8_t> remote_hint_[kClassCount] = {};
+  Arena* arena_ = nullptr;
+  bool sentinel_ = false;
+};
+
+// The calling thread's heap (initial-exec TLS: one instruction to reach it; the only static TLS
+// the library uses, so dlopen works). Points at the sentinel heap until the thread's first
+// allocation slow path attaches a real one.
+extern ThreadHeap g_sentinel_heap;
+extern thread_local constinit ThreadHeap* tl_heap __attribute__((tls_model("initial-exec")));
+
+// Pushes b onto page's remote list: the one atomic operation of a cross-thread free.
+inline void push_remote(Span* page, FreeBlock* b, std::uintptr_t mark) {
+  b->marker = mark;
+  std::uint64_t old = page->thread_free.load(std::memory_order_relaxed);
+  std::uint64_t desired;
+  do {
+    b->next = thread_free_list(old);
+    desired = (std::uint64_t{thread_free_count(old) + 1} << kThreadFreeCountShift) |
+              reinterpret_cast<std::uintptr_t>(b);
+  } while (!page->thread_free.compare_exchange_weak(old, desired, std::memory_order_release,
+                                                    std::memory_order_relaxed));
+}
+
+// Offset of p inside its small page if p is a block start, else -1 (exact division by reciprocal).
+inline bool is_block_start(const Span* page, const void* p) {
+  auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start);
+  return ((off * page->reciprocal) >> 40) * page->block_size == off;
+}
+
+}  // namespace mallard

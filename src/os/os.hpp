@@ -1,0 +1,56 @@
+// os.hpp: the OS layer. Owns every system call Mallard makes for memory (mmap, munmap, mremap,
+// madvise, brk), the clock, the CPU count and raw error output. It never allocates, never takes
+// an allocator lock and knows nothing of arenas or heaps.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mallard::os {
+
+inline constexpr std::size_t kPageSize = 4096;  // Mallard's page: the x86-64 base page
+
+// Maps `size` bytes (a multiple of kPageSize) of zeroed read-write memory whose start is a
+// multiple of `alignment` (a power of two >= kPageSize). Returns nullptr when the OS refuses.
+void* map_aligned(std::size_t size, std::size_t alignment);
+// Unmaps [p, p+size). Returns false if the OS refused.
+bool unmap(void* p, std::size_t size);
+// Grows or shrinks a mapping in place (no move). Returns false if that is impossible.
+bool remap_in_place(void* p, std::size_t old_size, std::size_t new_size);
+// Moves the mapping [p, p+old_size) to a new region of new_size bytes aligned to `alignment`.
+// Returns the new address or nullptr (the old mapping is then untouched).
+void* remap_aligned(void* p, std::size_t old_size, std::size_t new_size, std::size_t alignment);
+
+enum class PurgeKind : std::uint8_t { kDontNeed, kFree };
+// Gives the physical pages of [p, p+size) back to the OS; the range stays mapped. With kDontNeed
+// the range reads as zeros afterwards. Returns false if the OS refused.
+bool purge(void* p, std::size_t size, PurgeKind kind);
+
+// The program break, for arena 0's [heap]. grow_break returns the old break (the start of the new
+// memory) or nullptr when the kernel refuses (RLIMIT_DATA, a mapping in the way: then the
+// caller falls back to mmap).
+void* current_break();
+void* grow_break(std::size_t size);
+bool shrink_break(void* new_end);
+
+// CPUs this process may use: its affinity mask, capped by the cgroup (v2 cpu.max or v1 quota).
+unsigned usable_cpu_count();
+// Monotonic milliseconds (coarse clock: cheap enough for slow paths).
+std::uint64_t now_ms();
+// Resident and peak resident bytes of this process (0 if /proc is unreadable).
+std::size_t resident_bytes();
+std::size_t peak_resident_bytes();
+// 64 random bits from the kernel (AT_RANDOM / getrandom), for secrets such as free-list keys.
+std::uint64_t random_u64();
+
+// Writes all of buf to fd, retrying on EINTR; never allocates.
+void write_all(int fd, const char* buf, std::size_t len);
+// Reads an environment variable without allocating (nullptr if unset).
+const char* get_env(const char* name);
+
+// Test-only fault injection: when enabled (fail_after >= 0), the (fail_after+1)-th of the
+// following OS memory calls fails as if the OS had refused. Counted across all kinds.
+void set_fault_countdown(long fail_after);
+long fault_countdown();
+
+}  // namespace mallard::os

@@ -1,0 +1,142 @@
+// os_system.cpp: facts about the process and machine (CPUs, clock, RSS, randomness, environment)
+// and raw output. Reads /proc and /sys with open/read only: nothing here may allocate.
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/auxv.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "os/os.hpp"
+
+extern char** environ;
+
+namespace mallard::os {
+namespace {
+
+// Reads a small file into buf (NUL-terminated). Returns bytes read, or -1.
+long read_small_file(const char* path, char* buf, std::size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  long total = 0;
+  while (static_cast<std::size_t>(total) + 1 < cap) {
+    ssize_t n = read(fd, buf + total, cap - 1 - static_cast<std::size_t>(total));
+    if (n <= 0) break;
+    total += n;
+  }
+  close(fd);
+  buf[total] = '\0';
+  return total;
+}
+
+std::uint64_t parse_u64(const char*& s) {
+  std::uint64_t v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10 + static_cast<std::uint64_t>(*s++ - '0');
+  return v;
+}
+
+// CPUs allowed by the cgroup's CPU quota, or 0 when there is no quota.
+unsigned cgroup_cpu_limit() {
+  char buf[128];
+  std::uint64_t quota = 0, period = 0;
+  if (read_small_file("/sys/fs/cgroup/cpu.max", buf, sizeof buf) > 0) {  // cgroup v2
+    if (std::strncmp(buf, "max", 3) == 0) return 0;
+    const char* s = buf;
+    quota = parse_u64(s);
+    while (*s == ' ') ++s;
+    period = parse_u64(s);
+  } else if (read_small_file("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", buf, sizeof buf) > 0) {
+    if (buf[0] == '-') return 0;  // v1, -1 means no quota
+    const char* s = buf;
+    quota = parse_u64(s);
+    if (read_small_file("/sys/fs/cgroup/cpu/cpu.cfs_period_us", buf, sizeof buf) <= 0) return 0;
+    s = buf;
+    period = parse_u64(s);
+  }
+  if (quota == 0 || period == 0) return 0;
+  return static_cast<unsigned>((quota + period - 1) / period);
+}
+
+// Value of a "Key:   123 kB" line of /proc/self/status, in bytes.
+std::size_t status_field_bytes(const char* key) {
+  char buf[4096];
+  if (read_small_file("/proc/self/status", buf, sizeof buf) <= 0) return 0;
+  const char* line = std::strstr(buf, key);
+  if (line == nullptr) return 0;
+  const char* s = line + std::strlen(key);
+  while (*s == ' ' || *s == '\t' || *s == ':') ++s;
+  return static_cast<std::size_t>(parse_u64(s)) * 1024;
+}
+
+}  // namespace
+
+unsigned usable_cpu_count() {
+  unsigned n = 0;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = static_cast<unsigned>(CPU_COUNT(&set));
+  if (n == 0) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    n = c > 0 ? static_cast<unsigned>(c) : 1;
+  }
+  unsigned limit = cgroup_cpu_limit();
+  if (limit != 0 && limit < n) n = limit;
+  return n;
+}
+
+std::uint64_t now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+std::size_t resident_bytes() {
+  char buf[128];
+  if (read_small_file("/proc/self/statm", buf, sizeof buf) <= 0) return 0;
+  const char* s = buf;
+  parse_u64(s);  // size
+  while (*s == ' ') ++s;
+  return static_cast<std::size_t>(parse_u64(s)) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::size_t peak_resident_bytes() {
+  return status_field_bytes("VmHWM");
+}
+
+std::uint64_t random_u64() {
+  std::uint64_t v = 0;
+  if (getrandom(&v, sizeof v, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof v)) return v | 1;
+  auto* at_random = reinterpret_cast<const std::uint64_t*>(getauxval(AT_RANDOM));
+  if (at_random != nullptr) std::memcpy(&v, at_random, sizeof v);
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  v ^= static_cast<std::uint64_t>(ts.tv_nsec) * 0x9E3779B97F4A7C15ull;
+  v ^= reinterpret_cast<std::uintptr_t>(&v);
+  return v | 1;
+}
+
+void write_all(int fd, const char* buf, std::size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    buf += n;
+    len -= static_cast<std::size_t>(n);
+  }
+}
+
+const char* get_env(const char* name) {
+  if (environ == nullptr) return nullptr;
+  std::size_t len = std::strlen(name);
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
+  }
+  return nullptr;
+}
+
+}  // namespace mallard::os

@@ -1,0 +1,175 @@
+// heap_check.cpp: the invariants of segments, spans, pages and free lists.
+#include "stats/heap_check.hpp"
+
+#include <stdlib.h>
+
+#include "backend/arena_registry.hpp"
+#include "backend/segment_map.hpp"
+#include "frontend/thread_heap.hpp"
+#include "os/lock.hpp"
+#include "os/text_writer.hpp"
+
+namespace mallard::stats {
+namespace {
+
+[[noreturn]] void violation(const char* what, const void* where) {
+  {
+    os::TextWriter w(2);
+    w.str("mallard: heap check failed: ").str(what).str(" at ");
+    w.hex(reinterpret_cast<std::uintptr_t>(where)).ch('\n');
+  }
+  abort();
+}
+
+#define CHECK(cond, what, where)         \
+  do {                                   \
+    if (!(cond)) violation(what, where); \
+  } while (0)
+
+// Walks a free list of a page: every block inside the carved part, a block start, no cycle.
+std::uint32_t list_length(const Span* page, const FreeBlock* b) {
+  std::uint32_t n = 0;
+  const char* end = page->start + std::size_t{page->reserved} * page->block_size;
+  for (; b != nullptr; b = b->next) {
+    CHECK(reinterpret_cast<const char*>(b) >= page->start && reinterpret_cast<const char*>(b) < end,
+          "free block outside its page", b);
+    CHECK(is_block_start(page, b), "free block not at a block start", b);
+    CHECK(++n <= page->capacity, "free list longer than the page (cycle?)", page->start);
+  }
+  return n;
+}
+
+struct Totals {
+  std::size_t dirty = 0, purged = 0, free_spans = 0, small = 0, large = 0, large_count = 0;
+};
+
+void check_small_page(Segment* seg, std::uint32_t index, Span* s) {
+  CHECK(s->block_size == class_block_size(s->size_class), "page block size disagrees with class",
+        s->start);
+  CHECK(std::size_t{s->capacity} * s->block_size <= s->bytes(), "page capacity too large",
+        s->start);
+  CHECK(s->reserved <= s->capacity, "page carved beyond capacity", s->start);
+  CHECK(s->used <= s->reserved, "page uses more blocks than carved", s->start);
+  for (std::uint32_t i = 1; i < s->page_count; ++i) {
+    Span* part = &seg->pages()[index + i];
+    CHECK(part->kind == kSpanSmallPart && part->back == i, "small page interior entry wrong",
+          seg->page_address(index + i));
+  }
+  ThreadHeap* owner = s->owner.load(std::memory_order_acquire);
+  if (owner == tl_heap || owner == nullptr) {  // lists that no other thread is changing
+    std::uint32_t n = list_length(s, s->free) + list_length(s, s->local_free);
+    std::uint32_t remote = thread_free_count(s->thread_free.load(std::memory_order_acquire));
+    CHECK(n + s->used == s->reserved, "page block count mismatch (lost or doubled blocks)",
+          s->start);
+    CHECK(remote <= s->used, "more remote frees than used blocks", s->start);
+  }
+}
+
+std::size_t check_segment(Arena* a, Segment* seg, Totals& t) {
+  CHECK(seg->magic == kSegmentMagic && seg->kind == SegmentKind::kNormal, "bad segment header",
+        seg);
+  CHECK(seg->arena == a, "segment in the wrong arena", seg);
+  CHECK(segment_map::lookup(seg) == seg, "segment map does not point at its segment", seg);
+  CHECK(segment_map::lookup(reinterpret_cast<char*>(seg) + seg->size - 1) == seg,
+        "segment map misses the segment's end", seg);
+  Span* pages = seg->pages();
+  std::uint32_t free_pages = 0;
+  std::size_t spans = 0;
+  int prev_free_state = -1;
+  for (std::uint32_t i = 0; i < seg->first_data_page; ++i)
+    CHECK(pages[i].kind == kSpanNone, "metadata page entry in use", seg->page_address(i));
+  for (std::uint32_t i = seg->first_data_page; i < seg->page_count;) {
+    Span* s = &pages[i];
+    CHECK(s->page_count != 0 && i + s->page_count <= seg->page_count, "span size out of segment",
+          seg->page_address(i));
+    CHECK(s->start == seg->page_address(i), "span start address wrong", seg->page_address(i));
+    ++spans;
+    switch (s->kind) {
+      case kSpanFree:
+        CHECK(prev_free_state != s->state, "adjacent free spans not coalesced", s->start);
+        if (s->page_count > 1) {
+          Span* tail = s + (s->page_count - 1);
+          CHECK(tail->kind == kSpanFreeTail && tail->back == s->page_count - 1,
+                "free span tail wrong", s->start);
+        }
+        for (std::uint32_t k = 1; k + 1 < s->page_count; ++k)
+          CHECK(s[k].kind == kSpanNone, "entry inside a free span in use",
+                seg->page_address(i + k));
+        free_pages += s->page_count;
+        ++t.free_spans;
+        (s->state == kDirty ? t.dirty : t.purged) += s->bytes();
+        prev_free_state = s->state;
+        break;
+      case kSpanSmall:
+        check_small_page(seg, i, s);
+        t.small += s->bytes();
+        prev_free_state = -1;
+        break;
+      case kSpanLarge:
+        for (std::uint32_t k = 1; k < s->page_count; ++k)
+          CHECK(s[k].kind == kSpanNone, "entry inside a large span in use",
+                seg->page_address(i + k));
+        t.large += s->bytes();
+        ++t.large_count;
+        prev_free_state = -1;
+        break;
+      default:
+        violation("page entry that starts no span", seg->page_address(i));
+    }
+    i += s->page_count;
+  }
+  CHECK(free_pages == seg->free_pages, "segment free page count wrong", seg);
+  return spans;
+}
+
+}  // namespace
+
+std::size_t check_heap() {
+  std::size_t spans = 0;
+  unsigned remaining = arenas::count();
+  for (unsigned i = 0; i < arenas::kArenaLimit && remaining != 0; ++i) {
+    Arena* a = arenas::at(i);
+    if (a == nullptr) continue;
+    --remaining;
+    os::LockGuard guard(a->lock());
+    spans += check_arena_locked(a);
+  }
+  return spans;
+}
+
+std::size_t check_arena_locked(Arena* a) {
+  std::size_t spans = 0;
+  Totals t;
+  for (Segment* seg = a->segments_locked(); seg != nullptr; seg = seg->next)
+    spans += check_segment(a, seg, t);
+  const ArenaStats& st = a->stats_locked();
+  if (t.dirty != st.dirty || t.dirty != a->dirty_bytes()) {
+    os::TextWriter(2)
+        .str("mallard: walked dirty ")
+        .u(t.dirty)
+        .str(", counted ")
+        .u(st.dirty)
+        .str(", arena ")
+        .u(a->dirty_bytes())
+        .ch('\n');
+    violation("dirty byte count wrong", a);
+  }
+  CHECK(t.purged == st.purged, "purged byte count wrong", a);
+  CHECK(t.free_spans == st.free_spans, "free span count wrong", a);
+  CHECK(t.small == st.small_pages, "small page byte count wrong", a);
+  CHECK(t.large == st.large && t.large_count == st.large_count, "large byte count wrong", a);
+  std::size_t abandoned = 0;
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    for (Span* p = a->abandoned_list_locked(c); p != nullptr; p = p->next) {
+      CHECK(p->kind == kSpanSmall && p->size_class == c, "abandoned list holds a wrong page",
+            p->start);
+      CHECK(p->owner.load(std::memory_order_relaxed) == nullptr, "abandoned page has an owner",
+            p->start);
+      ++abandoned;
+    }
+  }
+  CHECK(abandoned == st.abandoned_pages, "abandoned page count wrong", a);
+  return spans;
+}
+
+}  // namespace mallard::stats

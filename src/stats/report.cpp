@@ -1,0 +1,206 @@
+// report.cpp: the text and JSON reports and glibc's malloc_stats / malloc_info formats.
+#include "stats/report.hpp"
+
+#include <unistd.h>
+
+#include "backend/arena_registry.hpp"
+#include "backend/huge.hpp"
+#include "config/options.hpp"
+#include "stats/snapshot.hpp"
+
+namespace mallard::stats {
+namespace {
+
+void line(os::TextWriter& w, const char* label, std::size_t bytes) {
+  w.str("  ").str(label);
+  for (std::size_t i = __builtin_strlen(label); i < 22; ++i) w.ch(' ');
+  w.bytes_human(bytes);
+}
+
+void json_field(os::TextWriter& w, const char* key, std::size_t v, bool comma = true) {
+  w.ch('"').str(key).str("\":").u(v);
+  if (comma) w.ch(',');
+}
+
+}  // namespace
+
+void write_report_text(os::TextWriter& w) {
+  mallard_stats s;
+  take_snapshot(&s);
+  w.str("== mallard report (pid ").u(static_cast<std::uint64_t>(getpid())).str(") ==\n");
+  w.str("in use now            ").bytes_human(s.bytes_in_use);
+  w.str("  (small ").bytes_human(s.bytes_small).str(", large ").bytes_human(s.bytes_large);
+  w.str(", huge ").bytes_human(s.bytes_huge).str(" in ").u(s.huge_blocks).str(" blocks)\n");
+  w.str("peak in use           ").bytes_human(s.peak_bytes_in_use).str("  (page granularity)\n");
+  w.str("mapped                ")
+      .bytes_human(s.bytes_mapped)
+      .str("  (brk ")
+      .bytes_human(s.bytes_brk)
+      .str(")\n");
+  w.str("resident (RSS)        ")
+      .bytes_human(s.bytes_resident)
+      .str("  (peak ")
+      .bytes_human(s.peak_resident)
+      .str(")\n");
+  w.str("where the mapped memory is:\n");
+  line(w, "live blocks", s.bytes_in_use);
+  w.ch('\n');
+  line(w, "free in small pages", s.bytes_free_in_pages);
+  w.str("  cached in thread pages for reuse (never-touched parts are not resident)\n");
+  line(w, "dirty free spans", s.bytes_dirty);
+  w.str("  resident, purged after decay_ms=")
+      .u(static_cast<std::uint64_t>(config::options().decay_ms))
+      .ch('\n');
+  line(w, "purged / retained", s.bytes_purged);
+  w.str("  address space only, not resident\n");
+  line(w, "metadata", s.bytes_metadata);
+  w.ch('\n');
+  w.str("arenas ").u(s.arenas).str(" (max ").u(s.arena_max).str("), segments ").u(s.segments);
+  w.str(", threads live ").u(s.threads_live).str(" (").u(s.threads_total).str(" ever)");
+  w.str(", abandoned pages ").u(s.abandoned_pages).str(", purges ").u(s.purges);
+  w.str(", mmap threshold ").bytes_human(s.mmap_threshold).ch('\n');
+  w.str("size classes with pages:\n");
+  w.str("   block     in use   blocks used   blocks free   pages\n");
+  for (std::size_t c = 0; c < s.class_count; ++c) {
+    const mallard_class_stats& k = s.classes[c];
+    if (k.pages == 0) continue;
+    w.u(k.block_size, 8).str("  ");
+    std::size_t bytes = k.blocks_used * k.block_size;
+    os::TextWriter tmp(-1);
+    tmp.bytes_human(bytes);
+    for (std::size_t i = tmp.size(); i < 9; ++i) w.ch(' ');
+    w.bytes(tmp.data(), tmp.size());
+    w.u(k.blocks_used, 14).u(k.blocks_free, 14).u(k.pages, 8).ch('\n');
+  }
+}
+
+void write_report_json(os::TextWriter& w) {
+  mallard_stats s;
+  take_snapshot(&s);
+  w.ch('{');
+  json_field(w, "pid", static_cast<std::size_t>(getpid()));
+  json_field(w, "bytes_in_use", s.bytes_in_use);
+  json_field(w, "peak_bytes_in_use", s.peak_bytes_in_use);
+  json_field(w, "bytes_small", s.bytes_small);
+  json_field(w, "bytes_large", s.bytes_large);
+  json_field(w, "bytes_huge", s.bytes_huge);
+  json_field(w, "huge_blocks", s.huge_blocks);
+  json_field(w, "bytes_mapped", s.bytes_mapped);
+  json_field(w, "bytes_brk", s.bytes_brk);
+  json_field(w, "bytes_free_in_pages", s.bytes_free_in_pages);
+  json_field(w, "bytes_dirty", s.bytes_dirty);
+  json_field(w, "bytes_purged", s.bytes_purged);
+  json_field(w, "bytes_metadata", s.bytes_metadata);
+  json_field(w, "bytes_resident", s.bytes_resident);
+  json_field(w, "peak_resident", s.peak_resident);
+  json_field(w, "arenas", s.arenas);
+  json_field(w, "arena_max", s.arena_max);
+  json_field(w, "threads_live", s.threads_live);
+  json_field(w, "threads_total", s.threads_total);
+  json_field(w, "abandoned_pages", s.abandoned_pages);
+  json_field(w, "segments", s.segments);
+  json_field(w, "free_spans", s.free_spans);
+  json_field(w, "purges", s.purges);
+  json_field(w, "mmap_threshold", s.mmap_threshold);
+  w.str("\"classes\":[");
+  bool first = true;
+  for (std::size_t c = 0; c < s.class_count; ++c) {
+    const mallard_class_stats& k = s.classes[c];
+    if (k.pages == 0) continue;
+    if (!first) w.ch(',');
+    first = false;
+    w.ch('{');
+    json_field(w, "block_size", k.block_size);
+    json_field(w, "blocks_used", k.blocks_used);
+    json_field(w, "blocks_free", k.blocks_free);
+    json_field(w, "pages", k.pages, false);
+    w.ch('}');
+  }
+  w.str("]}\n");
+}
+
+// glibc's format: per arena "system bytes" and "in use bytes", then the totals with mmap.
+void write_malloc_stats(os::TextWriter& w) {
+  std::size_t system_total = 0, in_use_total = 0;
+  unsigned remaining = arenas::count();
+  for (unsigned i = 0; i < arenas::kArenaLimit && remaining != 0; ++i) {
+    Arena* a = arenas::at(i);
+    if (a == nullptr) continue;
+    --remaining;
+    mallard_stats s;
+    take_arena_snapshot(a, &s);
+    w.str("Arena ").u(i).str(":\n");
+    w.str("system bytes     = ").u(s.bytes_mapped, 10).ch('\n');
+    w.str("in use bytes     = ").u(s.bytes_in_use, 10).ch('\n');
+    system_total += s.bytes_mapped;
+    in_use_total += s.bytes_in_use;
+  }
+  huge::HugeStats h = huge::stats();
+  w.str("Total (incl. mmap):\n");
+  w.str("system bytes     = ").u(system_total + h.mapped_bytes, 10).ch('\n');
+  w.str("in use bytes     = ").u(in_use_total + h.live_bytes, 10).ch('\n');
+  w.str("max mmap regions = ").u(h.peak_count, 10).ch('\n');
+  w.str("max mmap bytes   = ").u(h.peak_mapped, 10).ch('\n');
+}
+
+// glibc's malloc_info XML: free memory by size per heap, then totals.
+void write_malloc_info(os::TextWriter& w) {
+  std::size_t fast_count = 0, fast_size = 0, rest_count = 0, rest_size = 0, system = 0;
+  w.str("<malloc version=\"1\">\n");
+  unsigned remaining = arenas::count();
+  for (unsigned i = 0; i < arenas::kArenaLimit && remaining != 0; ++i) {
+    Arena* a = arenas::at(i);
+    if (a == nullptr) continue;
+    --remaining;
+    mallard_stats s;
+    take_arena_snapshot(a, &s);
+    std::size_t heap_fast_count = 0, heap_fast_size = 0;
+    w.str("<heap nr=\"").u(i).str("\">\n<sizes>\n");
+    for (std::size_t c = 0; c < s.class_count; ++c) {
+      const mallard_class_stats& k = s.classes[c];
+      if (k.blocks_free == 0) continue;
+      w.str("  <size from=\"").u(k.block_size).str("\" to=\"").u(k.block_size);
+      w.str("\" total=\"").u(k.blocks_free * k.block_size).str("\" count=\"").u(k.blocks_free);
+      w.str("\"/>\n");
+      heap_fast_count += k.blocks_free;
+      heap_fast_size += k.blocks_free * k.block_size;
+    }
+    std::size_t spans = s.bytes_dirty + s.bytes_purged;
+    if (s.free_spans != 0) {
+      w.str("  <unsorted from=\"4096\" to=\"").u(spans).str("\" total=\"").u(spans);
+      w.str("\" count=\"").u(s.free_spans).str("\"/>\n");
+    }
+    w.str("</sizes>\n");
+    w.str("<total type=\"fast\" count=\"")
+        .u(heap_fast_count)
+        .str("\" size=\"")
+        .u(heap_fast_size)
+        .str("\"/>\n");
+    w.str("<total type=\"rest\" count=\"").u(s.free_spans).str("\" size=\"").u(spans).str("\"/>\n");
+    w.str("<system type=\"current\" size=\"").u(s.bytes_mapped).str("\"/>\n");
+    w.str("<system type=\"max\" size=\"").u(s.bytes_mapped).str("\"/>\n");
+    w.str("<aspace type=\"total\" size=\"").u(s.bytes_mapped).str("\"/>\n");
+    w.str("<aspace type=\"mprotect\" size=\"").u(s.bytes_mapped).str("\"/>\n");
+    w.str("</heap>\n");
+    fast_count += heap_fast_count;
+    fast_size += heap_fast_size;
+    rest_count += s.free_spans;
+    rest_size += spans;
+    system += s.bytes_mapped;
+  }
+  huge::HugeStats h = huge::stats();
+  w.str("<total type=\"fast\" count=\"").u(fast_count).str("\" size=\"").u(fast_size).str("\"/>\n");
+  w.str("<total type=\"rest\" count=\"").u(rest_count).str("\" size=\"").u(rest_size).str("\"/>\n");
+  w.str("<total type=\"mmap\" count=\"")
+      .u(h.live_count)
+      .str("\" size=\"")
+      .u(h.mapped_bytes)
+      .str("\"/>\n");
+  w.str("<system type=\"current\" size=\"").u(system).str("\"/>\n");
+  w.str("<system type=\"max\" size=\"").u(system).str("\"/>\n");
+  w.str("<aspace type=\"total\" size=\"").u(system).str("\"/>\n");
+  w.str("<aspace type=\"mprotect\" size=\"").u(system).str("\"/>\n");
+  w.str("</malloc>\n");
+}
+
+}  // namespace mallard::stats
