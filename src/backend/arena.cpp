@@ -103,27 +103,30 @@ bool Arena::grow_locked(std::size_t pages) {
 }
 
 void Arena::release_segment_locked(Segment* seg) {
-  if (seg->from_brk) {
-    // brk memory can only go back from the top of the break.
-    if (reinterpret_cast<char*>(seg) + seg->size != os::current_break()) return;
-  }
-  Span* only = &seg->pages()[seg->first_data_page];
-  unlink_free_locked(only);
-  if (seg->from_brk && !os::shrink_break(seg)) {
-    make_free_locked(seg, seg->first_data_page, seg->data_pages(), kPurged, os::now_ms(), false);
-    return;
-  }
-  segment_map::remove(reinterpret_cast<std::uintptr_t>(seg), seg->size);
+  const bool brk = seg->from_brk;
+  const std::size_t size = seg->size;
+  // brk memory can only go back from the top of the break.
+  if (brk && reinterpret_cast<char*>(seg) + size != os::current_break()) return;
+  unlink_free_locked(&seg->pages()[seg->first_data_page]);
+  segment_map::remove(reinterpret_cast<std::uintptr_t>(seg), size);
   if (seg->prev != nullptr)
     seg->prev->next = seg->next;
   else
     segments_ = seg->next;
   if (seg->next != nullptr) seg->next->prev = seg->prev;
-  stats_.mapped -= seg->size;
+  stats_.mapped -= size;
   stats_.metadata -= std::size_t{seg->first_data_page} * os::kPageSize;
-  if (seg->from_brk) stats_.brk -= seg->size;
+  if (brk) stats_.brk -= size;
   --stats_.segments;
-  if (!seg->from_brk) os::unmap(seg, seg->size);
+  // Every field has been read: the header goes away with the memory.
+  if (brk) {
+    if (!os::shrink_break(seg)) {
+      // Someone moved the break after all: keep the memory (purged) as address space.
+      os::purge(seg, size, os::PurgeKind::kDontNeed);
+    }
+  } else {
+    os::unmap(seg, size);
+  }
 }
 
 // ---- free span bookkeeping -------------------------------------------------------------------
@@ -283,6 +286,7 @@ void Arena::set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t c
     ++stats_.large_count;
   }
   seg->free_pages -= count;
+  seg->metadata_purged = 0;
 }
 
 // ---- allocation and free of spans ------------------------------------------------------------
@@ -427,6 +431,9 @@ std::size_t Arena::decay_locked(std::uint64_t now, bool force) {
     released += age_head_->bytes();
     purge_span_locked(age_head_);
   }
+  // Entirely free, purged segments: released to the OS (brk ones only from the top of the
+  // break, so the walk goes from the newest, highest segment down), except one mmap segment kept
+  // for reuse. A free segment that must stay also gives back its page-entry pages.
   bool keep_one = !force;
   for (Segment* seg = segments_; seg != nullptr;) {
     Segment* next = seg->next;
@@ -434,20 +441,38 @@ std::size_t Arena::decay_locked(std::uint64_t now, bool force) {
     // Entirely free is not enough: the free pages may be split into a dirty and a purged span.
     if (only->kind == kSpanFree && only->state == kPurged &&
         only->page_count == seg->data_pages()) {
-      if (keep_one && seg->size == kSegmentSize) {
-        keep_one = false;  // one empty segment stays retained for reuse
+      std::size_t size = seg->size;
+      std::size_t before = stats_.mapped;
+      if (keep_one && !seg->from_brk && size == kSegmentSize) {
+        keep_one = false;
       } else {
-        std::size_t size = seg->size;
-        std::size_t before = stats_.mapped;
         release_segment_locked(seg);
-        if (stats_.mapped != before) released += size;
       }
+      if (stats_.mapped != before)
+        released += size;
+      else
+        released += purge_segment_metadata_locked(seg);
     }
     seg = next;
   }
   next_decay_ms_ = age_head_ != nullptr ? age_head_->freed_at_ms + delay : now + delay;
   if (next_decay_ms_ <= now) next_decay_ms_ = now + 1;
   return released;
+}
+
+std::size_t Arena::purge_segment_metadata_locked(Segment* seg) {
+  if (seg->metadata_purged != 0 || seg->first_data_page <= 2) return 0;
+  // Page 0 holds the header: keep it. The free span's entries are rewritten afterwards.
+  Span* only = &seg->pages()[seg->first_data_page];
+  std::uint64_t freed_at = only->freed_at_ms;
+  bool zeroed = only->zeroed != 0;
+  unlink_free_locked(only);
+  std::size_t bytes = std::size_t{seg->first_data_page - 1} * os::kPageSize;
+  bool ok = os::purge(seg->page_address(1), bytes, os::PurgeKind::kDontNeed);
+  make_free_locked(seg, seg->first_data_page, seg->data_pages(), kPurged, freed_at, zeroed);
+  if (!ok) return 0;
+  seg->metadata_purged = 1;
+  return bytes;
 }
 
 // ---- abandoned small pages -------------------------------------------------------------------

@@ -72,6 +72,7 @@ class Arena {
   bool grow_locked(std::size_t pages);
   Segment* map_segment_locked(std::size_t bytes);
   void release_segment_locked(Segment* seg);
+  std::size_t purge_segment_metadata_locked(Segment* seg);
   Span* find_fit_locked(unsigned state, std::size_t pages, std::size_t align_pages);
   Span* make_free_locked(Segment* seg, std::uint32_t first, std::uint32_t count, unsigned state,
                          std::uint64_t freed_at, bool zeroed);

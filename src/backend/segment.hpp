@@ -36,7 +36,8 @@ struct Segment {
   char* huge_block;
   std::size_t huge_usable;
   std::size_t huge_alignment;
-  std::uint64_t reserved_[3];
+  std::uint64_t metadata_purged;  // normal segments: entry pages given back while all free
+  std::uint64_t reserved_[2];
 
   Span* pages() {
     return reinterpret_cast<Span*>(reinterpret_cast<char*>(this) + kSegmentHeaderSize);
