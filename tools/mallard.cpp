@@ -89,6 +89,9 @@ int run(int argc, char** argv) {
   if (const char* old = getenv("LD_PRELOAD"); old != nullptr && *old != '\0')
     preload += std::string(":") + old;
   setenv("LD_PRELOAD", preload.c_str(), 1);
+  if (options.find("report=") != std::string::npos) {
+    options += ",report_pid=" + std::to_string(getpid());  // exec keeps the pid
+  }
   if (!options.empty()) {
     std::string all = options.substr(1);
     if (const char* old = getenv("MALLARD_OPTIONS"); old != nullptr && *old != '\0')

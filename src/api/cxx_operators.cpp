@@ -10,6 +10,7 @@
 #include <new>
 
 #include "api/alloc_inline.hpp"
+#include "os/fatal.hpp"
 
 // Weak references to the C++ runtime. Throwing goes through libstdc++'s own std::__throw_bad_alloc,
 // so this file emits no type information of its own.
@@ -31,8 +32,14 @@ using mallard::api::malloc_inline;
 // Calls the new-handler until the allocation succeeds; throws std::bad_alloc when there is none.
 [[gnu::noinline, gnu::cold]] void* new_failed(std::size_t n, std::size_t alignment) {
   while (true) {
-    std::new_handler handler = std::get_new_handler();
-    if (handler == nullptr) std::__throw_bad_alloc();
+    // In a static link nothing may have pulled these in: then there is no handler, and with no
+    // way to throw, the only defined answer left is to abort with a message.
+    std::new_handler handler = &std::get_new_handler != nullptr ? std::get_new_handler() : nullptr;
+    if (handler == nullptr) {
+      if (&std::__throw_bad_alloc != nullptr) std::__throw_bad_alloc();
+      mallard::os::report_bad_pointer("out of memory (no C++ runtime to throw bad_alloc)",
+                                      "operator new", nullptr);
+    }
     handler();
     void* p = alignment == 0 ? malloc_inline(n) : aligned_inline(alignment, n);
     if (p != nullptr) return p;

@@ -2,6 +2,7 @@
 // malloc_stats, malloc_info) and Mallard's own statistics and option calls, plus the exit report.
 #include <malloc.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -185,6 +186,8 @@ int malloc_info(int options, FILE* stream) noexcept MALLARD_ALIAS(mallard_malloc
 // The exit report of `mallard run --report` (option report=text|json).
 __attribute__((destructor(101))) static void mallard_report_at_exit() {
   if (api::g_init_state.load(std::memory_order_acquire) != 2) return;
+  long only_pid = config::options().report_pid;
+  if (only_pid != 0 && only_pid != static_cast<long>(getpid())) return;
   long kind = config::options().report;
   int fd = static_cast<int>(config::options().report_fd);
   if (kind == 1) mallard_print_report(fd);
