@@ -8,32 +8,45 @@
 #define MALLARD_MALLARD_H
 
 #include <stddef.h>
+#if defined(__has_include)
+#if __has_include(<malloc.h>)
+#include <malloc.h> /* struct mallinfo, struct mallinfo2 */
+#define MALLARD_HAVE_MALLINFO 1
+#endif
+#endif
 
 #ifdef __cplusplus
+#define MALLARD_NOTHROW noexcept
 extern "C" {
+#else
+#define MALLARD_NOTHROW
 #endif
 
 #define MALLARD_VERSION_MAJOR 0
 #define MALLARD_VERSION_MINOR 1
 
 /* ---- the standard API, prefixed ---- */
-void* mallard_malloc(size_t size);
-void mallard_free(void* ptr);
-void* mallard_calloc(size_t count, size_t size);
-void* mallard_realloc(void* ptr, size_t size);
-void* mallard_reallocarray(void* ptr, size_t count, size_t size);
-void* mallard_aligned_alloc(size_t alignment, size_t size);
-int mallard_posix_memalign(void** memptr, size_t alignment, size_t size);
-void* mallard_memalign(size_t alignment, size_t size);
-void* mallard_valloc(size_t size);
-void* mallard_pvalloc(size_t size);
-size_t mallard_malloc_usable_size(void* ptr);
+void* mallard_malloc(size_t size) MALLARD_NOTHROW;
+void mallard_free(void* ptr) MALLARD_NOTHROW;
+void* mallard_calloc(size_t count, size_t size) MALLARD_NOTHROW;
+void* mallard_realloc(void* ptr, size_t size) MALLARD_NOTHROW;
+void* mallard_reallocarray(void* ptr, size_t count, size_t size) MALLARD_NOTHROW;
+void* mallard_aligned_alloc(size_t alignment, size_t size) MALLARD_NOTHROW;
+int mallard_posix_memalign(void** memptr, size_t alignment, size_t size) MALLARD_NOTHROW;
+void* mallard_memalign(size_t alignment, size_t size) MALLARD_NOTHROW;
+void* mallard_valloc(size_t size) MALLARD_NOTHROW;
+void* mallard_pvalloc(size_t size) MALLARD_NOTHROW;
+size_t mallard_malloc_usable_size(void* ptr) MALLARD_NOTHROW;
 
 /* glibc extensions, prefixed (same meaning as glibc's). */
-int mallard_mallopt(int param, int value);
-int mallard_malloc_trim(size_t pad);
-void mallard_malloc_stats(void);
-int mallard_malloc_info(int options, void* stream /* FILE* */);
+int mallard_mallopt(int param, int value) MALLARD_NOTHROW;
+int mallard_malloc_trim(size_t pad) MALLARD_NOTHROW;
+void mallard_malloc_stats(void) MALLARD_NOTHROW;
+int mallard_malloc_info(int options, void* stream /* FILE* */) MALLARD_NOTHROW;
+#ifdef MALLARD_HAVE_MALLINFO
+struct mallinfo mallard_mallinfo(void) MALLARD_NOTHROW; /* glibc's structs, from <malloc.h> */
+struct mallinfo2 mallard_mallinfo2(void) MALLARD_NOTHROW;
+#endif
 
 /* ---- statistics ---- */
 #define MALLARD_MAX_SIZE_CLASSES 64
@@ -76,26 +89,26 @@ typedef struct mallard_stats {
 } mallard_stats;
 
 /* Fills *out with an exact snapshot (walks every arena under its lock). Returns 0. */
-int mallard_get_stats(mallard_stats* out);
+int mallard_get_stats(mallard_stats* out) MALLARD_NOTHROW;
 
 /* Writes the human-readable report (what `mallard run --report` prints) to file descriptor fd. */
-void mallard_print_report(int fd);
+void mallard_print_report(int fd) MALLARD_NOTHROW;
 
 /* Writes the statistics as one JSON object to fd. */
-void mallard_print_stats_json(int fd);
+void mallard_print_stats_json(int fd) MALLARD_NOTHROW;
 
 /* ---- options ----
  * Keys are those of MALLARD_OPTIONS (see docs/options.md). Returns 0, or -1 for an unknown key or a
  * bad value (the option keeps its value). */
-int mallard_option_set(const char* key, const char* value);
+int mallard_option_set(const char* key, const char* value) MALLARD_NOTHROW;
 /* Returns the option's value as an integer (booleans 0/1, enums their index), or -1 if unknown. */
-long mallard_option_get(const char* key);
+long mallard_option_get(const char* key) MALLARD_NOTHROW;
 
 /* Purges every purgeable page now (like malloc_trim(0)). Returns bytes purged or released. */
-size_t mallard_purge(void);
+size_t mallard_purge(void) MALLARD_NOTHROW;
 
 /* Verifies the heap's invariants; prints what is wrong and aborts on a violation. Returns 0. */
-int mallard_check_heap(void);
+int mallard_check_heap(void) MALLARD_NOTHROW;
 
 #ifdef __cplusplus
 }

@@ -15,13 +15,13 @@
 // Weak references to the C++ runtime. Throwing goes through libstdc++'s own std::__throw_bad_alloc,
 // so this file emits no type information of its own.
 namespace std {
-[[noreturn]] void __throw_bad_alloc() __attribute__((weak));
+void __throw_bad_alloc() __attribute__((weak));  // [[noreturn]] in libstdc++
 new_handler get_new_handler() noexcept __attribute__((weak));
 }  // namespace std
 // The exception machinery that catch (...) uses, referenced by the compiler itself: marked weak
 // at the assembler level.
 asm(".weak __cxa_begin_catch\n.weak __cxa_end_catch\n.weak __gxx_personality_v0\n"
-    ".weak _Unwind_Resume");
+    ".weak _Unwind_Resume\n.weak _ZSt9terminatev");  // clang: noexcept landing pads
 
 namespace {
 

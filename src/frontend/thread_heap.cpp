@@ -11,7 +11,8 @@ namespace mallard {
 std::uintptr_t g_free_key = 0x5bd1e9955bd1e995ull;
 constinit Span g_empty_page{};
 constinit ThreadHeap g_sentinel_heap{SentinelTag{}};
-thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) = &g_sentinel_heap;
+constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) =
+    &g_sentinel_heap;
 
 namespace {
 

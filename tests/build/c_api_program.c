@@ -10,12 +10,12 @@
 
 #include "mallard/mallard.h"
 
-#define CHECK(c)                                            \
-  do {                                                      \
-    if (!(c)) {                                             \
+#define CHECK(c)                                                   \
+  do {                                                             \
+    if (!(c)) {                                                    \
       fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c); \
-      return 1;                                             \
-    }                                                       \
+      return 1;                                                    \
+    }                                                              \
   } while (0)
 
 static void* thread_main(void* arg) {
@@ -42,7 +42,7 @@ int main(void) {
   CHECK(pthread_create(&t, NULL, thread_main, &from_thread) == 0);
   pthread_join(t, NULL);
   CHECK(from_thread != NULL);
-  free(from_thread); /* a block of an exited thread */
+  free(from_thread);               /* a block of an exited thread */
   volatile size_t huge = SIZE_MAX; /* hidden from the compiler's size checks */
   errno = 0;
   CHECK(malloc(huge) == NULL && errno == ENOMEM);

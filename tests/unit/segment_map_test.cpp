@@ -1,0 +1,49 @@
+// segment_map_test.cpp: the segment map (src/backend/segment_map.hpp): registration covers every
+// granule of a segment, removal clears it, foreign and non-canonical addresses map to nothing.
+#include "backend/segment_map.hpp"
+
+#include <gtest/gtest.h>
+
+#include "os/os.hpp"
+
+namespace mallard {
+namespace {
+
+TEST(SegmentMap, ForeignAddressesAreNotOurs) {
+  int on_stack = 0;
+  static int in_data = 0;
+  EXPECT_EQ(segment_map::lookup(&on_stack), nullptr);
+  EXPECT_EQ(segment_map::lookup(&in_data), nullptr);
+  EXPECT_EQ(segment_map::lookup(nullptr), nullptr);
+  EXPECT_EQ(segment_map::lookup(reinterpret_cast<void*>(0xffff800000000000ull)), nullptr);
+}
+
+TEST(SegmentMap, InsertCoversEveryGranuleAndRemoveClearsThem) {
+  std::size_t size = 3 * kSegmentSize;
+  void* mem = os::map_aligned(size, kSegmentSize);
+  ASSERT_NE(mem, nullptr);
+  ASSERT_EQ(reinterpret_cast<std::uintptr_t>(mem) % kSegmentSize, 0u);
+  auto* seg = static_cast<Segment*>(mem);
+  auto start = reinterpret_cast<std::uintptr_t>(mem);
+  ASSERT_TRUE(segment_map::insert(start, size, seg));
+  for (std::size_t off = 0; off < size; off += kSegmentSize / 2)
+    EXPECT_EQ(segment_map::lookup(static_cast<char*>(mem) + off), seg) << off;
+  EXPECT_EQ(segment_map::lookup(static_cast<char*>(mem) + size - 1), seg);
+  EXPECT_NE(segment_map::lookup(static_cast<char*>(mem) + size), seg);
+  segment_map::remove(start, size);
+  EXPECT_EQ(segment_map::lookup(mem), nullptr);
+  EXPECT_EQ(segment_map::lookup(static_cast<char*>(mem) + size - 1), nullptr);
+  os::unmap(mem, size);
+}
+
+TEST(SegmentMap, MapAlignedHonoursLargeAlignments) {
+  for (std::size_t align : {kSegmentSize, 4 * kSegmentSize}) {
+    void* p = os::map_aligned(kSegmentSize, align);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % align, 0u);
+    os::unmap(p, kSegmentSize);
+  }
+}
+
+}  // namespace
+}  // namespace mallard

@@ -1,0 +1,55 @@
+// size_class_test.cpp: SizeClass (src/backend/size_class.hpp): every request maps to the smallest
+// class that holds it, classes are 16-aligned, waste is bounded, pages hold enough blocks.
+#include "backend/size_class.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mallard {
+namespace {
+
+TEST(SizeClass, EveryRequestGetsTheSmallestClassThatFits) {
+  for (std::size_t n = 0; n <= kSmallMax; ++n) {
+    unsigned c = size_class_of(n);
+    ASSERT_LT(c, kClassCount) << n;
+    ASSERT_GE(class_block_size(c), n) << n;
+    if (c > 0) ASSERT_LT(class_block_size(c - 1), n) << n;
+  }
+}
+
+TEST(SizeClass, ClassesAreIncreasingAndSixteenAligned) {
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    EXPECT_EQ(class_block_size(c) % 16, 0u);
+    if (c > 0) EXPECT_GT(class_block_size(c), class_block_size(c - 1));
+  }
+  EXPECT_EQ(class_block_size(0), 16u);  // malloc(0) gets a real, unique block
+  EXPECT_EQ(class_block_size(kClassCount - 1), kSmallMax);
+}
+
+TEST(SizeClass, InternalWasteIsBounded) {
+  // Four classes per doubling above 128 bytes: the block is at most 25% larger than the
+  // request (20% of the block), and 12.5% on average over the sizes of a doubling.
+  for (std::size_t n = 129; n <= kSmallMax; ++n) {
+    std::size_t b = class_block_size(size_class_of(n));
+    ASSERT_LE((b - n) * 5, b) << n;
+  }
+  double sum = 0;
+  for (std::size_t n = 4097; n <= 8192; ++n)
+    sum += static_cast<double>(class_block_size(size_class_of(n)) - n) / static_cast<double>(n);
+  EXPECT_LE(sum / 4096, 0.125);
+}
+
+TEST(SizeClass, PagesHoldAtLeastEightBlocks) {
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    std::size_t bytes = class_page_count(c) * os::kPageSize;
+    EXPECT_GE(bytes / class_block_size(c), 8u) << c;
+    EXPECT_LT(bytes / class_block_size(c), 65536u) << c;  // fits the remote-free counter
+  }
+}
+
+TEST(SizeClass, PowerOfTwoClassesExistForAlignedRequests) {
+  for (std::size_t a = 16; a <= kSmallMax; a *= 2)
+    EXPECT_EQ(class_block_size(size_class_of(a)), a) << a;
+}
+
+}  // namespace
+}  // namespace mallard

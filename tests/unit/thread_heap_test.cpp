@@ -1,0 +1,125 @@
+// thread_heap_test.cpp: ThreadHeap and the heap registry (src/frontend/): same-thread reuse,
+// pages owned by the calling thread, remote frees collected by the owner, abandonment at thread
+// exit and adoption by a later thread, heap records reused.
+#include "frontend/thread_heap.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "backend/segment_map.hpp"
+#include "frontend/heap_registry.hpp"
+#include "mallard/mallard.h"
+
+namespace mallard {
+namespace {
+
+Span* page_of(void* p) {
+  Segment* seg = segment_map::lookup(p);
+  Span* e = seg->entry_for(p);
+  return e - e->back;
+}
+
+TEST(ThreadHeap, SameThreadFreesAreReusedBeforeFreshMemory) {
+  // Owner frees go to the page's local list, which becomes the free list when the latter runs
+  // dry: the freed block comes back within one page's worth of allocations, and a loop of
+  // malloc/free never takes a new page.
+  void* a = mallard_malloc(40);
+  Span* page = page_of(a);
+  mallard_free(a);
+  bool reused = false;
+  std::vector<void*> held;
+  held.reserve(page->capacity + 1);
+  for (std::uint32_t i = 0; i <= page->capacity && !reused; ++i) {
+    held.push_back(mallard_malloc(40));
+    reused = held.back() == a;
+  }
+  EXPECT_TRUE(reused);
+  for (void* p : held) mallard_free(p);
+  mallard_stats before;
+  mallard_get_stats(&before);
+  for (int i = 0; i < 100000; ++i) mallard_free(mallard_malloc(40));
+  mallard_stats after;
+  mallard_get_stats(&after);
+  EXPECT_EQ(after.classes[2].pages, before.classes[2].pages);
+}
+
+TEST(ThreadHeap, SmallBlocksLiveInPagesOwnedByTheCallingThread) {
+  void* p = mallard_malloc(100);
+  Span* page = page_of(p);
+  EXPECT_EQ(page->kind, kSpanSmall);
+  EXPECT_EQ(page->owner.load(), tl_heap);
+  EXPECT_EQ(page->block_size, 112u);
+  EXPECT_FALSE(tl_heap->is_sentinel());
+  mallard_free(p);
+}
+
+TEST(ThreadHeap, RemoteFreesAreCollectedByTheOwner) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 300; ++i) blocks.push_back(mallard_malloc(64));
+  Span* page = page_of(blocks[0]);
+  std::thread other([&] {
+    for (void* p : blocks) mallard_free(p);  // cross-thread: one atomic push each
+  });
+  other.join();
+  EXPECT_GT(thread_free_count(page->thread_free.load()), 0u);
+  // The owner takes them back when it needs blocks of that class.
+  std::vector<void*> again;
+  for (int i = 0; i < 2000; ++i) again.push_back(mallard_malloc(64));
+  EXPECT_EQ(thread_free_count(page->thread_free.load()), 0u);
+  for (void* p : again) mallard_free(p);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+TEST(ThreadHeap, ExitedThreadsPagesAreAbandonedThenAdopted) {
+  mallard_stats s0;
+  mallard_get_stats(&s0);
+  std::vector<void*> left_behind;
+  std::thread t([&] {
+    for (int i = 0; i < 100; ++i) left_behind.push_back(mallard_malloc(4000));
+  });
+  t.join();
+  mallard_stats s1;
+  mallard_get_stats(&s1);
+  EXPECT_GT(s1.abandoned_pages, s0.abandoned_pages);
+  EXPECT_EQ(page_of(left_behind[0])->owner.load(), nullptr);
+  // Free half from here: the blocks of an exited thread are still valid.
+  for (std::size_t i = 0; i < left_behind.size(); i += 2) mallard_free(left_behind[i]);
+  // A new thread allocating the same class adopts an abandoned page.
+  void* adopted_page_owner = nullptr;
+  std::thread u([&] {
+    void* p = mallard_malloc(4000);
+    adopted_page_owner = page_of(p)->owner.load();
+    mallard_free(p);
+  });
+  u.join();
+  EXPECT_NE(adopted_page_owner, nullptr);
+  for (std::size_t i = 1; i < left_behind.size(); i += 2) mallard_free(left_behind[i]);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+TEST(ThreadHeap, HeapRecordsAreReusedAcrossThreadChurn) {
+  for (int i = 0; i < 200; ++i) {
+    std::thread t([] { mallard_free(mallard_malloc(32)); });
+    t.join();
+  }
+  heap_registry::Counts c = heap_registry::counts();
+  EXPECT_GE(c.total, 200u);
+  EXPECT_LT(c.records, 20u);  // records are recycled, not leaked
+}
+
+TEST(ThreadHeap, EmptyPagesGoBackToTheArena) {
+  mallard_stats before;
+  mallard_get_stats(&before);
+  std::vector<void*> v;
+  for (int i = 0; i < 20000; ++i) v.push_back(mallard_malloc(256));
+  for (void* p : v) mallard_free(p);
+  mallard_stats after;
+  mallard_get_stats(&after);
+  // At most the one page kept per class remains with the thread.
+  EXPECT_LE(after.classes[11].pages, before.classes[11].pages + 16);
+}
+
+}  // namespace
+}  // namespace mallard
