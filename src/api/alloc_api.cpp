@@ -144,6 +144,7 @@ MALLARD_API std::size_t mallard_malloc_usable_size(void* p) noexcept {
 // ---- the standard names --------------------------------------------------------------------
 #define MALLARD_ALIAS(target) __attribute__((visibility("default"), alias(#target)))
 
+#ifndef MALLARD_NO_STANDARD_NAMES  // sanitizer builds keep the standard names for the runtime
 extern "C" {
 void* malloc(std::size_t n) noexcept MALLARD_ALIAS(mallard_malloc);
 void free(void* p) noexcept MALLARD_ALIAS(mallard_free);
@@ -172,3 +173,4 @@ int __posix_memalign(void** memptr, std::size_t alignment, std::size_t n) noexce
     MALLARD_ALIAS(mallard_posix_memalign);
 void cfree(void* p) noexcept MALLARD_ALIAS(mallard_free);
 }
+#endif

@@ -81,6 +81,7 @@ inline void delete_impl(void* p) noexcept {
 
 }  // namespace
 
+#ifndef MALLARD_NO_STANDARD_NAMES  // sanitizer builds keep the runtime's operators
 #define MALLARD_CXX __attribute__((visibility("default")))
 
 MALLARD_CXX void* operator new(std::size_t n) {
@@ -145,3 +146,4 @@ MALLARD_CXX void operator delete(void* p, std::align_val_t, const std::nothrow_t
 MALLARD_CXX void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
   delete_impl(p);
 }
+#endif  // MALLARD_NO_STANDARD_NAMES

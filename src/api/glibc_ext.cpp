@@ -174,6 +174,7 @@ MALLARD_API std::size_t mallard_purge() noexcept {
   return purge_everything();
 }
 
+#ifndef MALLARD_NO_STANDARD_NAMES  // sanitizer builds keep the standard names for the runtime
 extern "C" {
 int mallopt(int param, int value) noexcept MALLARD_ALIAS(mallard_mallopt);
 struct mallinfo2 mallinfo2() noexcept MALLARD_ALIAS(mallard_mallinfo2);
@@ -182,6 +183,7 @@ int malloc_trim(std::size_t pad) noexcept MALLARD_ALIAS(mallard_malloc_trim);
 void malloc_stats() noexcept MALLARD_ALIAS(mallard_malloc_stats);
 int malloc_info(int options, FILE* stream) noexcept MALLARD_ALIAS(mallard_malloc_info);
 }
+#endif
 
 // The exit report of `mallard run --report` (option report=text|json).
 __attribute__((destructor(101))) static void mallard_report_at_exit() {

@@ -48,9 +48,17 @@ void write_all(int fd, const char* buf, std::size_t len);
 // Reads an environment variable without allocating (nullptr if unset).
 const char* get_env(const char* name);
 
-// Test-only fault injection: when enabled (fail_after >= 0), the (fail_after+1)-th of the
-// following OS memory calls fails as if the OS had refused. Counted across all kinds.
-void set_fault_countdown(long fail_after);
+// Test-only fault injection, compiled in only with MALLARD_FAULT_INJECTION (the static library
+// mallard_fault_injection used by tests; never libmallard.so): when armed, the (n+1)-th of the
+// OS memory calls (mmap, mremap growth, madvise, brk) fails as if the OS had refused.
+#ifdef MALLARD_FAULT_INJECTION
+bool inject_fault();
+void set_fault_countdown(long fail_after);  // -1 disarms
 long fault_countdown();
+#else
+inline constexpr bool inject_fault() {
+  return false;
+}
+#endif
 
 }  // namespace mallard::os

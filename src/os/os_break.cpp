@@ -23,11 +23,7 @@ void* current_break() {
 }
 
 void* grow_break(std::size_t size) {
-  if (fault_countdown() >= 0) {
-    // Share the mmap fault countdown: a brk failure makes arena 0 fall back to mmap.
-    if (fault_countdown() == 0) return nullptr;
-    set_fault_countdown(fault_countdown() - 1);
-  }
+  if (inject_fault()) return nullptr;  // tests: arena 0 then falls back to mmap
   // Segments are self-contained, so the heap need not be contiguous: if another user moved the
   // break, we simply continue from where it is now.
   std::uintptr_t now = sys_brk(0);

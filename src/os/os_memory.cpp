@@ -10,21 +10,9 @@
 namespace mallard::os {
 namespace {
 
-std::atomic<long> g_fault_countdown{-1};
 // Where the next aligned mapping is attempted: the kernel usually honours a free hint, which saves
 // the over-map-and-trim dance (three system calls) for most segments.
 std::atomic<std::uintptr_t> g_map_hint{0};
-
-bool inject_fault() {
-  long n = g_fault_countdown.load(std::memory_order_relaxed);
-  if (n < 0) return false;
-  if (n == 0) {
-    errno = ENOMEM;
-    return true;
-  }
-  g_fault_countdown.store(n - 1, std::memory_order_relaxed);
-  return false;
-}
 
 void* raw_map(void* hint, std::size_t size, int extra_flags) {
   void* p = mmap(hint, size, PROT_READ | PROT_WRITE,
@@ -34,12 +22,26 @@ void* raw_map(void* hint, std::size_t size, int extra_flags) {
 
 }  // namespace
 
+#ifdef MALLARD_FAULT_INJECTION
+namespace {
+std::atomic<long> g_fault_countdown{-1};
+}  // namespace
+
+bool inject_fault() {
+  long n = g_fault_countdown.load(std::memory_order_relaxed);
+  while (n > 0 && !g_fault_countdown.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) {
+  }
+  if (n != 0) return false;
+  errno = ENOMEM;
+  return true;
+}
 void set_fault_countdown(long fail_after) {
   g_fault_countdown.store(fail_after, std::memory_order_relaxed);
 }
 long fault_countdown() {
   return g_fault_countdown.load(std::memory_order_relaxed);
 }
+#endif
 
 void* map_aligned(std::size_t size, std::size_t alignment) {
   if (inject_fault()) return nullptr;
