@@ -1,0 +1,57 @@
+"""callgrind.py: fast-path cost in instructions per small malloc/free pair, same-thread and
+cross-thread, from callgrind totals of bench/out/fastpath run for two pair counts (the
+difference cancels start-up work). The harness loop alone (fastpath ... none) is measured the
+same way and subtracted. Callgrind, unlike memcheck and the other tools with a vgpreload
+malloc replacement, leaves malloc alone, so glibc's malloc or the preloaded allocator runs
+natively; which_malloc under the same valgrind command confirms it."""
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import allocators
+
+MODES = ("same", "cross")
+
+
+def _total(fastpath, alloc, mode, n, none, tmp):
+    out = Path(tmp) / f"cg.{mode}.{n}.out"
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(fastpath), mode, str(n)]
+    r = subprocess.run(cmd + (["none"] if none else []), env=alloc.env(), capture_output=True, text=True)
+    pairs = next((int(t[6:]) for t in r.stdout.split() if t.startswith("pairs=")), None)
+    if r.returncode != 0 or pairs is None or not out.exists():
+        return None
+    for line in out.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1]), pairs
+    return None
+
+
+def per_pair(fastpath, alloc, mode, n1, n2, none=False):
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = _total(fastpath, alloc, mode, n1, none, tmp), _total(fastpath, alloc, mode, n2, none, tmp)
+    if not a or not b:
+        return None
+    return (b[0] - a[0]) / (b[1] - a[1])
+
+
+def measure(fastpath, which_malloc, allocs, n1, n2, log=print):
+    """{"n1", "n2", "harness": {mode: instr}, "allocators": {name: {"provider": str,
+    mode: instr or None}}}, or None when valgrind is not installed."""
+    if not shutil.which("valgrind"):
+        log("callgrind: valgrind not installed, fast-path counts skipped")
+        return None
+    glibc = allocators.Allocator("glibc", None, "")
+    harness = {m: per_pair(fastpath, glibc, m, n1, n2, none=True) for m in MODES}
+    result = {"n1": n1, "n2": n2, "harness": harness, "allocators": {}}
+    for a in allocs:
+        with tempfile.TemporaryDirectory() as tmp:
+            wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/which.out")
+            entry = {"provider": allocators.resolve(which_malloc, a, wrapper).get("malloc", "")}
+        for m in MODES:
+            raw, base = per_pair(fastpath, a, m, n1, n2), harness[m]
+            entry[m] = raw - base if raw is not None and base is not None else None
+        result["allocators"][a.name] = entry
+        log(f"callgrind {a.name}: " + ", ".join(
+            f"{m} {entry[m]:.1f}" if entry[m] is not None else f"{m} failed" for m in MODES))
+    return result

@@ -1,0 +1,77 @@
+/* common.h: shared helpers for the benchmark workloads (argument parsing, seeded RNG, clock,
+ * RSS from /proc/self/statm, thread fan-out). Every workload is run as `prog THREADS SCALE`
+ * and prints exactly one line starting with "result ". Plain C, usable from C++. */
+#ifndef BENCH_COMMON_H
+#define BENCH_COMMON_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    int threads;
+    double scale;
+} bench_args;
+
+static inline bench_args bench_parse(int argc, char** argv) {
+    bench_args a = {1, 1.0};
+    if (argc > 1) a.threads = atoi(argv[1]);
+    if (argc > 2) a.scale = atof(argv[2]);
+    if (a.threads < 1) a.threads = 1;
+    if (a.scale <= 0) a.scale = 1.0;
+    return a;
+}
+
+/* base * scale, at least 1. */
+static inline long bench_scaled(long base, double scale) {
+    long n = (long)((double)base * scale);
+    return n < 1 ? 1 : n;
+}
+
+/* splitmix64: small, fast, fully determined by the seed. */
+static inline uint64_t rng_next(uint64_t* s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi]. */
+static inline size_t rng_range(uint64_t* s, size_t lo, size_t hi) {
+    return lo + (size_t)(rng_next(s) % (uint64_t)(hi - lo + 1));
+}
+
+static inline double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Resident set size in KiB, from /proc/self/statm (second field, in pages). */
+static inline long rss_kb(void) {
+    long size = 0, resident = 0;
+    FILE* f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+    fclose(f);
+    return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Run fn(i) on n threads (i = 0..n-1) and wait for all of them. */
+typedef void* (*bench_thread_fn)(void*);
+static inline void run_threads(int n, bench_thread_fn fn, void* args, size_t arg_size) {
+    pthread_t* t = (pthread_t*)malloc(sizeof(pthread_t) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&t[i], NULL, fn, (char*)args + (size_t)i * arg_size) != 0) {
+            perror("pthread_create");
+            exit(1);
+        }
+    }
+    for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+    free(t);
+}
+
+#endif
