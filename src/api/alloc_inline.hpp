@@ -17,6 +17,8 @@ namespace mallard::api {
 [[gnu::noinline]] void* malloc_small_slow(unsigned size_class) noexcept;
 [[gnu::noinline]] void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept;
 [[gnu::noinline]] void free_slow_path(void* p, const char* call) noexcept;
+// A valid small block whose page is not this thread's (or is on its full list).
+[[gnu::noinline]] void free_small_other(Span* page, FreeBlock* b, std::uintptr_t mark) noexcept;
 [[gnu::noinline]] void* aligned_slow(std::size_t alignment, std::size_t n) noexcept;
 
 [[gnu::always_inline]] inline void* malloc_inline(std::size_t n) noexcept {
@@ -35,21 +37,22 @@ namespace mallard::api {
   if (__builtin_expect(seg != nullptr && seg->kind == SegmentKind::kNormal, 1)) {
     Span* entry = seg->entry_for(p);
     Span* page = entry - entry->back;
-    ThreadHeap* heap = tl_heap;
-    if (__builtin_expect(page->kind_and_flags == kSpanSmall &&
-                             page->owner.load(std::memory_order_relaxed) == heap &&
-                             is_block_start(page, p),
+    auto* b = static_cast<FreeBlock*>(p);
+    std::uintptr_t mark = reinterpret_cast<std::uintptr_t>(p) ^ g_free_key;
+    if (__builtin_expect(page->kind == kSpanSmall && is_block_start(page, p) && b->marker != mark,
                          1)) {
-      auto* b = static_cast<FreeBlock*>(p);
-      std::uintptr_t mark = reinterpret_cast<std::uintptr_t>(p) ^ g_free_key;
-      if (__builtin_expect(b->marker != mark, 1)) {
+      ThreadHeap* heap = tl_heap;
+      if (__builtin_expect(page->flags == 0 && page->owner.load(std::memory_order_relaxed) == heap,
+                           1)) {
         if (__builtin_expect(ThreadHeap::push_local(page, b, mark), 1)) return;
         heap->page_emptied(page);
         return;
       }
+      free_small_other(page, b, mark);  // another thread's page, or a full one of ours
+      return;
     }
   }
-  free_slow_path(p, call);
+  free_slow_path(p, call);  // large, huge, or a bad pointer (reported there)
 }
 
 // Power-of-two alignment; small requests use a class whose blocks are naturally aligned.

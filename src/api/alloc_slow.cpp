@@ -57,9 +57,12 @@ void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept {
   return p;
 }
 
+void free_small_other(Span* page, FreeBlock* b, std::uintptr_t mark) noexcept {
+  free_small_block(page, b, mark);
+}
+
 void free_slow_path(void* p, const char* call) noexcept {
   free_slow(p, call);
-  purger::maybe_start();
   maybe_check_heap();
 }
 

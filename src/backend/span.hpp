@@ -52,13 +52,15 @@ struct alignas(64) Span {
   std::uint8_t size_class;
   std::uint8_t state;  // SpanState, free spans
   std::uint32_t back;  // kSpanSmallPart / kSpanFreeTail: entries back to the first entry
-  // ---- second cache line: slow-path state ----
-  std::atomic<std::uint64_t> thread_free;  // frees from other threads: (count << 48) | pointer
   std::uint32_t page_count;
   std::uint32_t capacity;  // blocks that fit in the page
-  std::uint32_t reserved;  // blocks carved from the page so far (bump allocation)
-  std::uint32_t zeroed;    // free spans: contents known to be zero
-  Span* next;              // heap queue, arena bin or abandoned list
+  // ---- second cache line: what other threads write (remote frees) and slow-path state. Kept
+  // off the first line, which the owner writes on every malloc and free, so that a remote free
+  // does not take the owner's hot line away from it.
+  std::atomic<std::uint64_t> thread_free;  // frees from other threads: (count << 48) | pointer
+  std::uint32_t reserved;                  // blocks carved from the page so far (bump allocation)
+  std::uint32_t zeroed;                    // free spans: contents known to be zero
+  Span* next;                              // heap queue, arena bin or abandoned list
   Span* prev;
   Span* age_next;  // free dirty spans: the arena's age list, oldest first
   Span* age_prev;
@@ -68,6 +70,7 @@ struct alignas(64) Span {
 };
 
 static_assert(sizeof(Span) == 128, "two cache lines per page entry");
+static_assert(offsetof(Span, thread_free) == 64, "remote frees write the second line only");
 
 inline constexpr int kThreadFreeCountShift = 48;
 inline constexpr std::uint64_t kThreadFreePointerMask = (std::uint64_t{1} << 48) - 1;

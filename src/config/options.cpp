@@ -15,8 +15,6 @@ constexpr OptionInfo kTable[] = {
 #undef X
 };
 
-Options g_options;
-
 long* field(Options& o, std::size_t index) {
   long* fields[] = {
 #define X(name, kind, def, enums, doc) &o.name,
@@ -134,9 +132,7 @@ void apply_glibc_tunables(Options& o) {
 
 }  // namespace
 
-Options& options() {
-  return g_options;
-}
+constinit Options g_options;
 
 const OptionInfo* option_table(std::size_t* count) {
   *count = sizeof kTable / sizeof kTable[0];

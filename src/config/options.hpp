@@ -26,7 +26,10 @@ struct OptionInfo {
 };
 
 // The process's options. Written during init (single-threaded) and by mallopt; read anywhere.
-Options& options();
+extern Options g_options;
+inline Options& options() {
+  return g_options;
+}
 
 // Every option, in table order.
 const OptionInfo* option_table(std::size_t* count);

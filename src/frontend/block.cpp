@@ -5,6 +5,7 @@
 
 #include "backend/arena_registry.hpp"
 #include "backend/huge.hpp"
+#include "backend/purger.hpp"
 #include "backend/segment_map.hpp"
 #include "frontend/thread_heap.hpp"
 #include "os/fatal.hpp"
@@ -17,9 +18,9 @@ constexpr const char* kForeign = "invalid pointer (not allocated by mallard)";
 constexpr const char* kInterior = "invalid pointer (not the start of a block)";
 constexpr const char* kDoubleFree = "double free";
 
-void free_small(Span* page, void* p) {
-  auto* b = static_cast<FreeBlock*>(p);
-  std::uintptr_t mark = reinterpret_cast<std::uintptr_t>(p) ^ g_free_key;
+}  // namespace
+
+void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
   ThreadHeap* me = tl_heap;
   ThreadHeap* owner = page->owner.load(std::memory_order_acquire);
   if (owner == me) {
@@ -35,8 +36,6 @@ void free_small(Span* page, void* p) {
   push_remote(page, b, mark);
   if (was_full && owner != nullptr) owner->hint_remote_free(c);
 }
-
-}  // namespace
 
 BlockRef resolve_block(const void* p, const char* call) {
   Segment* seg = segment_map::lookup(p);
@@ -70,14 +69,18 @@ void free_slow(void* p, const char* call) {
   BlockRef block = resolve_block(p, call);
   switch (block.kind) {
     case BlockKind::kSmall:
-      free_small(block.page, p);
+      free_small_block(block.page, static_cast<FreeBlock*>(p),
+                       reinterpret_cast<std::uintptr_t>(p) ^ g_free_key);
       return;
     case BlockKind::kLarge: {
       Arena* arena = block.segment->arena;
-      os::LockGuard guard(arena->lock());
-      // Re-check under the lock: a racing double free must not free the span twice.
-      if (block.page->kind != kSpanLarge) os::report_bad_pointer(kDoubleFree, call, p);
-      arena->free_span_locked(block.page);
+      {
+        os::LockGuard guard(arena->lock());
+        // Re-check under the lock: a racing double free must not free the span twice.
+        if (block.page->kind != kSpanLarge) os::report_bad_pointer(kDoubleFree, call, p);
+        arena->free_span_locked(block.page);
+      }
+      purger::maybe_start();  // only span frees make enough dirty memory to need the purger
       return;
     }
     case BlockKind::kHuge:

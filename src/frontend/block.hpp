@@ -24,6 +24,9 @@ struct BlockRef {
 BlockRef resolve_block(const void* p, const char* call);
 // Frees p (not nullptr) on any path: remote frees, full pages, large and huge blocks.
 [[gnu::noinline]] void free_slow(void* p, const char* call);
+// Frees a checked small block of `page` when the caller is not its owner (one atomic push), or
+// when the page sits on the owner's full list.
+void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark);
 // A large block of n bytes (page span) aligned to `alignment`; nullptr when out of memory.
 void* alloc_large(std::size_t n, std::size_t alignment, bool zero);
 // In-place resize of a large block: true if the span now holds n bytes.

@@ -4,6 +4,7 @@
 #include "frontend/thread_heap.hpp"
 
 #include "backend/arena_registry.hpp"
+#include "backend/purger.hpp"
 #include "os/lock.hpp"
 
 namespace mallard {
@@ -141,8 +142,11 @@ void ThreadHeap::retire_page(unsigned c, Span* page) {
     current_[c] = avail_[c].first != nullptr ? avail_[c].first : &g_empty_page;
   page->owner.store(nullptr, std::memory_order_relaxed);
   Arena* a = arena_of(page);
-  os::LockGuard guard(a->lock());
-  a->free_span_locked(page);
+  {
+    os::LockGuard guard(a->lock());
+    a->free_span_locked(page);
+  }
+  purger::maybe_start();
 }
 
 void* ThreadHeap::pop_from(unsigned c, Span* page) {

@@ -54,9 +54,9 @@ class ThreadHeap {
   // Pushes p (already checked to be a block start of `page`, owned by this heap and not full).
   // Returns false when the page became empty (the caller then calls page_emptied).
   [[gnu::always_inline]] static bool push_local(Span* page, FreeBlock* b, std::uintptr_t mark) {
-    b->next = page->local_free;
+    b->next = page->free;
     b->marker = mark;
-    page->local_free = b;
+    page->free = b;
     return --page->used != 0;
   }
 
@@ -77,7 +77,12 @@ class ThreadHeap {
   Arena* arena() const { return arena_; }
   void set_arena(Arena* a) { arena_ = a; }
   // A remote thread freed into a full page of class c: look at the full list at the next refill.
-  void hint_remote_free(unsigned c) { remote_hint_[c].store(1, std::memory_order_relaxed); }
+  // Stores only when the hint is clear: a line that every freeing thread writes would bounce
+  // between their caches on each free (it is read-shared while set).
+  void hint_remote_free(unsigned c) {
+    if (remote_hint_[c].load(std::memory_order_relaxed) == 0)
+      remote_hint_[c].store(1, std::memory_order_relaxed);
+  }
 
   // Registry links (heap_registry.cpp).
   ThreadHeap* next_all = nullptr;

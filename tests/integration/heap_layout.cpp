@@ -90,7 +90,7 @@ void brk_heap(bool expect_brk) {
 }
 
 void brk_blocked() {
-  void* first = malloc(100);
+  void* volatile first = malloc(100);
   IT_CHECK(in_heap(first), "first block not in [heap]");
   // Block the break: a page just above where the next brk segment would start.
   auto brk_now = reinterpret_cast<uintptr_t>(sbrk(0));
@@ -160,13 +160,20 @@ void huge_realloc() {
 int main(int argc, char** argv) {
   int i = it_setup(argc, argv, "heap_layout");
   const char* mode = i < argc ? argv[i] : "";
-  if (strcmp(mode, "brk_heap") == 0) brk_heap(true);
-  else if (strcmp(mode, "mmap_heap") == 0) brk_heap(false);
-  else if (strcmp(mode, "brk_blocked") == 0) brk_blocked();
-  else if (strcmp(mode, "early_init") == 0) early_init();
-  else if (strcmp(mode, "dynamic_threshold") == 0) dynamic_threshold();
-  else if (strcmp(mode, "huge_realloc") == 0) huge_realloc();
-  else it_fail("unknown mode '%s'", mode);
+  if (strcmp(mode, "brk_heap") == 0)
+    brk_heap(true);
+  else if (strcmp(mode, "mmap_heap") == 0)
+    brk_heap(false);
+  else if (strcmp(mode, "brk_blocked") == 0)
+    brk_blocked();
+  else if (strcmp(mode, "early_init") == 0)
+    early_init();
+  else if (strcmp(mode, "dynamic_threshold") == 0)
+    dynamic_threshold();
+  else if (strcmp(mode, "huge_realloc") == 0)
+    huge_realloc();
+  else
+    it_fail("unknown mode '%s'", mode);
   printf("heap_layout %s: ok\n", mode);
   return 0;
 }
