@@ -38,7 +38,6 @@ struct alignas(64) Span {
   char* start;                     // first byte of the span
   std::atomic<ThreadHeap*> owner;  // small pages: the owning heap (nullptr: abandoned)
   FreeBlock* free;                 // blocks ready to hand out
-  FreeBlock* local_free;           // blocks freed by the owner since the last collection
   std::uint64_t reciprocal;        // ceil(2^40 / block_size): exact offset division
   std::uint32_t used;              // blocks handed out and not yet collected back
   std::uint32_t block_size;
@@ -54,6 +53,7 @@ struct alignas(64) Span {
   std::uint32_t back;  // kSpanSmallPart / kSpanFreeTail: entries back to the first entry
   std::uint32_t page_count;
   std::uint32_t capacity;  // blocks that fit in the page
+  std::uint64_t unused_;   // pads the first line
   // ---- second cache line: what other threads write (remote frees) and slow-path state. Kept
   // off the first line, which the owner writes on every malloc and free, so that a remote free
   // does not take the owner's hot line away from it.

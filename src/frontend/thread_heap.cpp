@@ -66,19 +66,9 @@ void ThreadHeap::init(Arena* arena, bool sentinel) {
   sentinel_ = sentinel;
 }
 
-// Moves local and remote frees onto the page's free list. True if it has blocks to hand out.
+// Moves remote frees onto the page's free list. True if it has blocks to hand out. (The owner's
+// own frees go straight onto the free list: LIFO, so the block just freed is reused while hot.)
 bool ThreadHeap::collect(Span* page) {
-  if (page->local_free != nullptr) {
-    if (page->free == nullptr) {
-      page->free = page->local_free;
-    } else {
-      FreeBlock* tail = page->local_free;
-      while (tail->next != nullptr) tail = tail->next;
-      tail->next = page->free;
-      page->free = page->local_free;
-    }
-    page->local_free = nullptr;
-  }
   if (page->thread_free.load(std::memory_order_relaxed) != 0) {
     std::uint64_t word = page->thread_free.exchange(0, std::memory_order_acquire);
     FreeBlock* list = thread_free_list(word);
@@ -120,7 +110,6 @@ void ThreadHeap::init_page(Span* page, unsigned c) {
   page->reserved = 0;
   page->used = 0;
   page->free = nullptr;
-  page->local_free = nullptr;
   page->thread_free.store(0, std::memory_order_relaxed);
   page->flags = 0;
   page->owner.store(this, std::memory_order_release);

@@ -57,7 +57,7 @@ void check_small_page(Segment* seg, std::uint32_t index, Span* s) {
   }
   ThreadHeap* owner = s->owner.load(std::memory_order_acquire);
   if (owner == tl_heap || owner == nullptr) {  // lists that no other thread is changing
-    std::uint32_t n = list_length(s, s->free) + list_length(s, s->local_free);
+    std::uint32_t n = list_length(s, s->free);
     std::uint32_t remote = thread_free_count(s->thread_free.load(std::memory_order_acquire));
     CHECK(n + s->used == s->reserved, "page block count mismatch (lost or doubled blocks)",
           s->start);
