@@ -5,6 +5,7 @@
 // caller to hold lock(); the others take it themselves. Never calls the front end.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -63,6 +64,10 @@ class Arena {
     return dirty_bytes_ != 0 && now_ms >= next_decay_ms_;
   }
 
+  // Thread heaps attached to this arena (glibc hands an arena no thread uses to a new thread
+  // before it creates or shares one).
+  std::atomic<unsigned>& attached() { return attached_; }
+
   const ArenaStats& stats_locked() const { return stats_; }
   Segment* segments_locked() const { return segments_; }
   std::size_t dirty_bytes() const { return dirty_bytes_; }
@@ -83,6 +88,7 @@ class Arena {
   void set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t count, SpanKind kind);
 
   os::SpinLock lock_;
+  std::atomic<unsigned> attached_{0};
   unsigned index_ = 0;
   bool use_brk_ = false;
   Segment* segments_ = nullptr;

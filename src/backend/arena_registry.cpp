@@ -1,4 +1,4 @@
-// arena_registry.cpp: lazy creation and round-robin assignment of arenas.
+// arena_registry.cpp: lazy creation of arenas and their assignment to threads.
 #include "backend/arena_registry.hpp"
 
 #include <new>
@@ -63,16 +63,35 @@ Arena* at(unsigned i) {
 }
 
 Arena* assign() {
+  unsigned existing = count();
+  // 1. An arena that no thread uses: short-lived threads keep reusing one arena's memory.
+  for (unsigned i = 0; i < existing; ++i) {
+    Arena* a = g_arenas[i].load(std::memory_order_acquire);
+    unsigned none = 0;
+    if (a != nullptr && a->attached().compare_exchange_strong(none, 1)) return a;
+  }
+  // 2. A new arena, while under the cap. 3. Round-robin over all, skipping a contended one.
   unsigned cap_now = g_cap;
   for (unsigned tries = 0; tries < cap_now; ++tries) {
     unsigned i = g_next.fetch_add(1, std::memory_order_relaxed) % cap_now;
     Arena* a = g_arenas[i].load(std::memory_order_acquire);
-    if (a == nullptr) a = create(i);
-    if (a == nullptr) break;
-    // A contended arena is skipped, as glibc's arena_get does with its try-lock.
-    if (!a->lock().is_locked() || tries + 1 == cap_now) return a;
+    if (a == nullptr) {
+      if (count() >= cap_now) continue;
+      a = create(i);
+      if (a == nullptr) break;
+    }
+    // A contended arena is skipped, as glibc's reused_arena does with its try-lock.
+    if (!a->lock().is_locked() || tries + 1 == cap_now) {
+      a->attached().fetch_add(1);
+      return a;
+    }
   }
+  g_arena0.attached().fetch_add(1);
   return &g_arena0;
+}
+
+void detach(Arena* a) {
+  if (a != nullptr) a->attached().fetch_sub(1);
 }
 
 Arena* uncontended(Arena* preferred) {

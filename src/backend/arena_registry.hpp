@@ -1,6 +1,7 @@
 // arena_registry.hpp: the set of arenas. Creates them lazily up to arena_max (default 8 x usable
 // CPUs, as glibc's cap), hands them to new threads round-robin (arena 0, the brk arena, goes to
-// the first thread), skips contended ones, and locks them all around fork().
+// the first thread), reuses the arenas of exited threads first, skips contended ones, and locks
+// them all around fork().
 #pragma once
 
 #include <atomic>
@@ -13,9 +14,12 @@ namespace mallard::arenas {
 inline constexpr unsigned kArenaLimit = 1024;
 
 void init(unsigned usable_cpus);
-// The arena for a new thread heap: round-robin over the cap, creating arenas as needed and
-// skipping one that is locked right now. Never nullptr after init (falls back to arena 0).
+// The arena for a new thread heap, as glibc chooses: an arena no live thread uses, else a new
+// arena while under the cap, else round-robin over the existing ones, skipping one that is
+// locked right now. Counts the attachment; never nullptr after init (falls back to arena 0).
 Arena* assign();
+// The thread heap attached to `a` is gone (thread exit, or reclaimed in a forked child).
+void detach(Arena* a);
 // An arena that is not locked right now, starting from `preferred` (for large blocks).
 Arena* uncontended(Arena* preferred);
 Arena* arena0();

@@ -22,6 +22,7 @@ std::uint32_t g_next_id = 0;
 pthread_key_t g_exit_key;
 
 void release(ThreadHeap* h) {
+  arenas::detach(h->arena());
   os::LockGuard guard(g_lock);
   h->in_use = false;
   h->next_free = g_pool;
