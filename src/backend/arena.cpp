@@ -323,6 +323,26 @@ void Arena::free_span_locked(Span* s) {
   return_span_locked(s);
   std::uint64_t now = os::now_ms();
   if (now >= next_decay_ms_ && dirty_bytes_ != 0) decay_locked(now, false);
+  // Bound the dirty memory: under a fast churn of big blocks, decay_ms alone lets freed spans
+  // pile up faster than they age.
+  std::size_t limit = dirty_limit();
+  std::size_t guard = stats_.free_spans + 1;
+  while (dirty_bytes_ > limit && age_head_ != nullptr && guard-- != 0) purge_span_locked(age_head_);
+}
+
+std::size_t Arena::dirty_limit() const {
+  long fixed = config::options().dirty_max;
+  if (fixed > 0) return static_cast<std::size_t>(fixed);
+  // glibc keeps free memory at the top of its heap up to its trim threshold, which follows the
+  // dynamic mmap threshold at twice its value: the same rule here, with a floor, and room for a
+  // quarter of what the arena has in use. (bench `large`: a fixed 16 MiB bound costs 2.7 s of
+  // page faults, 64 MiB 1.5 s at glibc's RSS, none at all 1.0 s at 2.3x the RSS.)
+  std::size_t limit = kMinDirtyLimit;
+  std::size_t by_threshold = 2 * static_cast<std::size_t>(config::options().mmap_threshold);
+  std::size_t by_activity = (stats_.small_pages + stats_.large) / 4;
+  if (by_threshold > limit) limit = by_threshold;
+  if (by_activity > limit) limit = by_activity;
+  return limit;
 }
 
 void Arena::return_span_locked(Span* s) {

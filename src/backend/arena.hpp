@@ -68,6 +68,10 @@ class Arena {
   // before it creates or shares one).
   std::atomic<unsigned>& attached() { return attached_; }
 
+  // Dirty bytes beyond which the oldest dirty spans are purged at once (option dirty_max).
+  static constexpr std::size_t kMinDirtyLimit = 8u << 20;
+  std::size_t dirty_limit() const;
+
   const ArenaStats& stats_locked() const { return stats_; }
   Segment* segments_locked() const { return segments_; }
   std::size_t dirty_bytes() const { return dirty_bytes_; }

@@ -143,6 +143,25 @@ TEST_F(ArenaTest, DecayPurgesAndReleases) {
   EXPECT_EQ(stats().mapped, 0u);  // the empty segment went back to the OS
 }
 
+TEST_F(ArenaTest, DirtyMemoryIsBounded) {
+  config::options().decay_ms = 100000;  // nothing ages out: only the bound purges
+  config::options().dirty_max = 1 << 20;
+  std::vector<Span*> spans;
+  for (int i = 0; i < 20; ++i) spans.push_back(alloc(64));  // 256 KiB each
+  for (Span* s : spans) {
+    free_span(s);
+    EXPECT_LE(stats().dirty, std::size_t{1} << 20);
+  }
+  EXPECT_GT(stats().purge_calls, 0u);
+  config::options().dirty_max = 0;
+  {
+    os::LockGuard g(arena_->lock());
+    EXPECT_GE(arena_->dirty_limit(), Arena::kMinDirtyLimit);
+    EXPECT_GE(arena_->dirty_limit(),
+              2 * static_cast<std::size_t>(config::options().mmap_threshold));
+  }
+}
+
 TEST_F(ArenaTest, RandomOperationsKeepEveryInvariant) {
   std::mt19937 rng(12345);
   std::vector<Span*> live;
