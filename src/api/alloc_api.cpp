@@ -41,7 +41,7 @@ MALLARD_API void* mallard_calloc(std::size_t count, std::size_t size) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  if (n <= kSmallMax) {
+  if (n <= api::g_small_limit) {
     void* p = api::malloc_inline(n);
     if (p != nullptr) memset(p, 0, n);
     return p;

@@ -13,6 +13,12 @@
 
 namespace mallard::api {
 
+// Largest request served by the small classes: kSmallMax, or less when the mmap threshold was set
+// below it (glibc: every request at or above the threshold is mmapped). alloc_slow.cpp.
+extern std::size_t g_small_limit;
+// Recomputes g_small_limit after the mmap threshold changed.
+void refresh_small_limit() noexcept;
+
 // Slow paths (alloc_slow.cpp).
 [[gnu::noinline]] void* malloc_small_slow(unsigned size_class) noexcept;
 [[gnu::noinline]] void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept;
@@ -22,7 +28,7 @@ namespace mallard::api {
 [[gnu::noinline]] void* aligned_slow(std::size_t alignment, std::size_t n) noexcept;
 
 [[gnu::always_inline]] inline void* malloc_inline(std::size_t n) noexcept {
-  if (__builtin_expect(n <= kSmallMax, 1)) {
+  if (__builtin_expect(n <= g_small_limit, 1)) {
     unsigned c = size_class_of(n);
     void* p = tl_heap->try_pop(c);
     if (__builtin_expect(p != nullptr, 1)) return p;

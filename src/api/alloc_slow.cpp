@@ -13,6 +13,17 @@
 #include "stats/heap_check.hpp"
 
 namespace mallard::api {
+
+constinit std::size_t g_small_limit = kSmallMax;
+
+void refresh_small_limit() noexcept {
+  long threshold = config::options().mmap_threshold;
+  g_small_limit = threshold <= 0 ? 0
+                  : static_cast<std::size_t>(threshold) > kSmallMax
+                      ? kSmallMax
+                      : static_cast<std::size_t>(threshold) - 1;
+}
+
 namespace {
 
 std::atomic<unsigned long> g_slow_calls{0};
@@ -67,7 +78,7 @@ void free_slow_path(void* p, const char* call) noexcept {
 }
 
 void* aligned_slow(std::size_t alignment, std::size_t n) noexcept {
-  if (n <= kSmallMax && alignment <= os::kPageSize) {
+  if (n <= g_small_limit && alignment <= os::kPageSize) {
     std::size_t need = n < alignment ? alignment : n;
     unsigned c = size_class_of(need);
     while (c < kClassCount && class_block_size(c) % alignment != 0) ++c;

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "api/alloc_inline.hpp"
 #include "api/init.hpp"
 #include "backend/arena_registry.hpp"
 #include "backend/huge.hpp"
@@ -58,6 +59,7 @@ MALLARD_API int mallard_mallopt(int param, int value) noexcept {
       if (value < 0 || static_cast<std::size_t>(value) > huge::kDynamicThresholdMax) return 0;
       o.mmap_threshold = value;
       o.mmap_threshold_fixed = true;
+      api::refresh_small_limit();
       return 1;
     case M_MMAP_MAX:
       if (value < 0) return 0;
@@ -158,6 +160,7 @@ MALLARD_API int mallard_option_set(const char* key, const char* value) noexcept 
   if (key == nullptr || value == nullptr) return -1;
   if (!config::set_option(config::options(), key, std::strlen(key), value, std::strlen(value)))
     return -1;
+  api::refresh_small_limit();
   if (std::strcmp(key, "arena_max") == 0 && config::options().arena_max > 0)
     arenas::set_cap(static_cast<unsigned>(config::options().arena_max));
   return 0;

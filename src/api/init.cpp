@@ -4,6 +4,8 @@
 // did not survive.
 #include "api/init.hpp"
 
+#include "api/alloc_inline.hpp"
+
 #include <pthread.h>
 
 #include "backend/arena_registry.hpp"
@@ -54,6 +56,7 @@ void initialize_slow() {
     if (g_init_state.load(std::memory_order_relaxed) == 0) {
       g_init_state.store(1, std::memory_order_relaxed);
       config::load_options_from_environment(config::options());
+      refresh_small_limit();
       g_free_key = static_cast<std::uintptr_t>(os::random_u64());
       arenas::init(os::usable_cpu_count());
       heap_registry::init();

@@ -12,8 +12,8 @@
 
 namespace mallard {
 
-inline constexpr std::size_t kSmallMax = 32 * 1024;  // largest small block
-inline constexpr unsigned kClassCount = 40;
+inline constexpr std::size_t kSmallMax = 64 * 1024;  // largest small block
+inline constexpr unsigned kClassCount = 44;
 
 namespace size_class_detail {
 

@@ -26,8 +26,15 @@ namespace {
     if (!(cond)) violation(what, where); \
   } while (0)
 
-// Walks a free list of a page: every block inside the carved part, a block start, no cycle.
-std::uint32_t list_length(const Span* page, const FreeBlock* b) {
+// Blocks of one page already seen on one of its lists (a page holds at most 4096 blocks).
+struct BlockSet {
+  static constexpr std::uint32_t kMax = 4096;
+  std::uint64_t bits[kMax / 64] = {};
+};
+
+// Walks a free list of a page: every block inside the carved part, a block start, no cycle, and
+// on no other list of the page (a block listed twice would be handed out twice).
+std::uint32_t list_length(const Span* page, const FreeBlock* b, BlockSet& seen) {
   std::uint32_t n = 0;
   const char* end = page->start + std::size_t{page->reserved} * page->block_size;
   for (; b != nullptr; b = b->next) {
@@ -35,12 +42,38 @@ std::uint32_t list_length(const Span* page, const FreeBlock* b) {
           "free block outside its page", b);
     CHECK(is_block_start(page, b), "free block not at a block start", b);
     CHECK(++n <= page->capacity, "free list longer than the page (cycle?)", page->start);
+    auto index = static_cast<std::uint32_t>(
+        static_cast<std::size_t>(reinterpret_cast<const char*>(b) - page->start) /
+        page->block_size);
+    if (index < BlockSet::kMax) {
+      std::uint64_t bit = std::uint64_t{1} << (index % 64);
+      CHECK((seen.bits[index / 64] & bit) == 0, "block on two free lists (double free?)", b);
+      seen.bits[index / 64] |= bit;
+    }
   }
   return n;
 }
 
+// The lists and counts of a page no other thread is changing: one of the calling thread's, or
+// an abandoned one (whose arena lock the caller holds). Remote frees may still be pushed: the
+// list from the word read here is stable, as pushes only prepend.
+void check_page_lists(const Span* s) {
+  CHECK(s->reserved <= s->capacity, "page carved beyond capacity", s->start);
+  CHECK(s->used <= s->reserved, "page uses more blocks than carved", s->start);
+  BlockSet seen;
+  std::uint32_t n = list_length(s, s->free, seen);
+  CHECK(n + s->used == s->reserved, "page block count mismatch (lost or doubled blocks)",
+        s->start);
+  std::uint64_t word = s->thread_free.load(std::memory_order_acquire);
+  std::uint32_t remote = list_length(s, thread_free_list(word), seen);
+  CHECK(remote == thread_free_count(word), "remote-free list length differs from its count",
+        s->start);
+  CHECK(remote <= s->used, "more remote frees than used blocks", s->start);
+}
+
 struct Totals {
   std::size_t dirty = 0, purged = 0, free_spans = 0, small = 0, large = 0, large_count = 0;
+  std::size_t mapped = 0, metadata = 0, brk = 0, segments = 0;
 };
 
 void check_small_page(Segment* seg, std::uint32_t index, Span* s) {
@@ -48,30 +81,31 @@ void check_small_page(Segment* seg, std::uint32_t index, Span* s) {
         s->start);
   CHECK(std::size_t{s->capacity} * s->block_size <= s->bytes(), "page capacity too large",
         s->start);
-  CHECK(s->reserved <= s->capacity, "page carved beyond capacity", s->start);
-  CHECK(s->used <= s->reserved, "page uses more blocks than carved", s->start);
   for (std::uint32_t i = 1; i < s->page_count; ++i) {
     Span* part = &seg->pages()[index + i];
     CHECK(part->kind == kSpanSmallPart && part->back == i, "small page interior entry wrong",
           seg->page_address(index + i));
   }
-  ThreadHeap* owner = s->owner.load(std::memory_order_acquire);
-  if (owner == tl_heap || owner == nullptr) {  // lists that no other thread is changing
-    std::uint32_t n = list_length(s, s->free);
-    std::uint32_t remote = thread_free_count(s->thread_free.load(std::memory_order_acquire));
-    CHECK(n + s->used == s->reserved, "page block count mismatch (lost or doubled blocks)",
-          s->start);
-    CHECK(remote <= s->used, "more remote frees than used blocks", s->start);
-  }
+  // Counts and lists only where no other thread is changing them: the calling thread's pages
+  // here, abandoned ones from the abandoned lists. (A page without owner that is on no list is
+  // being adopted or retired by another thread right now.)
+  if (s->owner.load(std::memory_order_acquire) == tl_heap) check_page_lists(s);
 }
 
 std::size_t check_segment(Arena* a, Segment* seg, Totals& t) {
   CHECK(seg->magic == kSegmentMagic && seg->kind == SegmentKind::kNormal, "bad segment header",
         seg);
   CHECK(seg->arena == a, "segment in the wrong arena", seg);
-  CHECK(segment_map::lookup(seg) == seg, "segment map does not point at its segment", seg);
-  CHECK(segment_map::lookup(reinterpret_cast<char*>(seg) + seg->size - 1) == seg,
-        "segment map misses the segment's end", seg);
+  CHECK(seg->size == std::size_t{seg->page_count} * os::kPageSize &&
+            seg->first_data_page == segment_metadata_pages(seg->page_count),
+        "segment size or metadata size wrong", seg);
+  for (std::size_t off = 0; off < seg->size; off += kSegmentSize)  // no overlap with another
+    CHECK(segment_map::lookup(reinterpret_cast<char*>(seg) + off) == seg,
+          "segment map does not point at its segment", reinterpret_cast<char*>(seg) + off);
+  t.mapped += seg->size;
+  t.metadata += std::size_t{seg->first_data_page} * os::kPageSize;
+  if (seg->from_brk) t.brk += seg->size;
+  ++t.segments;
   Span* pages = seg->pages();
   std::uint32_t free_pages = 0;
   std::size_t spans = 0;
@@ -158,14 +192,23 @@ std::size_t check_arena_locked(Arena* a) {
   CHECK(t.free_spans == st.free_spans, "free span count wrong", a);
   CHECK(t.small == st.small_pages, "small page byte count wrong", a);
   CHECK(t.large == st.large && t.large_count == st.large_count, "large byte count wrong", a);
+  CHECK(t.mapped == st.mapped && t.metadata == st.metadata && t.brk == st.brk &&
+            t.segments == st.segments,
+        "segment byte or count statistics wrong", a);
   std::size_t abandoned = 0;
   for (unsigned c = 0; c < kClassCount; ++c) {
-    for (Span* p = a->abandoned_list_locked(c); p != nullptr; p = p->next) {
+    Span* prev = nullptr;
+    for (Span* p = a->abandoned_list_locked(c); p != nullptr; prev = p, p = p->next) {
+      CHECK(++abandoned <= st.abandoned_pages, "abandoned list longer than its count (cycle?)",
+            a);
+      CHECK(p->prev == prev, "abandoned list links broken", p->start);
       CHECK(p->kind == kSpanSmall && p->size_class == c, "abandoned list holds a wrong page",
             p->start);
+      CHECK(segment_of_entry(p) != nullptr && segment_of_entry(p)->arena == a,
+            "abandoned page of another arena", p->start);
       CHECK(p->owner.load(std::memory_order_relaxed) == nullptr, "abandoned page has an owner",
             p->start);
-      ++abandoned;
+      check_page_lists(p);
     }
   }
   CHECK(abandoned == st.abandoned_pages, "abandoned page count wrong", a);

@@ -145,7 +145,7 @@ TEST(Realloc, ZeroSizeFreesAndReturnsNull) {
 }
 
 TEST(Realloc, PreservesContentsAcrossEveryKindOfBlock) {
-  const std::size_t sizes[] = {8, 100, 3000, 40000, 200000, 5 << 20, 900, 16};
+  const std::size_t sizes[] = {8, 100, 3000, 40000, 100000, 200000, 5 << 20, 900, 16};
   std::size_t n = 1;
   auto* p = static_cast<unsigned char*>(API(malloc)(n));
   p[0] = 7;
@@ -164,10 +164,10 @@ TEST(Realloc, PreservesContentsAcrossEveryKindOfBlock) {
 }
 
 TEST(Realloc, GrowsLargeBlocksInPlaceWhenTheNextPagesAreFree) {
-  auto* p = static_cast<char*>(API(malloc)(40000));
-  auto* q = static_cast<char*>(API(realloc)(p, 60000));
+  auto* p = static_cast<char*>(API(malloc)(70000));
+  auto* q = static_cast<char*>(API(realloc)(p, 120000));
   ASSERT_NE(q, nullptr);
-  auto* r = static_cast<char*>(API(realloc)(q, 45000));  // shrink stays in place
+  auto* r = static_cast<char*>(API(realloc)(q, 80000));  // shrink stays in place
   EXPECT_EQ(r, q);
   API(free)(r);
 }
@@ -283,6 +283,11 @@ TEST(Mallopt, ThresholdMovesBlocksBetweenPaths) {
   void* p = API(malloc)(100 * 1024);
   EXPECT_EQ(stats().huge_blocks, huge_before + 1);
   API(free)(p);
+  // Below the largest small class too: every request at or above it is a direct mmap.
+  ASSERT_EQ(API(mallopt)(M_MMAP_THRESHOLD, 16 * 1024), 1);
+  void* q = API(malloc)(opaque(20000));
+  EXPECT_EQ(stats().huge_blocks, huge_before + 1);
+  API(free)(q);
   EXPECT_EQ(API(mallopt)(M_MMAP_THRESHOLD, 64 << 20), 0);  // above glibc's 32 MiB cap
   EXPECT_EQ(API(mallopt)(12345, 1), 0);                    // unknown parameter
   EXPECT_EQ(API(mallopt)(M_ARENA_MAX, 4), 1);
@@ -417,7 +422,7 @@ TEST(BadPointerDeathTest, DoubleFree) {
 TEST(BadPointerDeathTest, DoubleFreeOfALargeBlock) {
   EXPECT_DEATH(
       {
-        void* p = API(malloc)(50000);
+        void* p = API(malloc)(100000);
         API(free)(p);
         API(free)(p);
       },
@@ -444,7 +449,7 @@ TEST(BadPointerDeathTest, InteriorPointers) {
       "mallard: invalid pointer \\(not the start of a block\\) in free\\(0x");
   EXPECT_DEATH(
       {
-        char* p = static_cast<char*>(API(malloc)(60000));
+        char* p = static_cast<char*>(API(malloc)(100000));
         API(free)(p + 8192);
       },
       "not the start of a block");
