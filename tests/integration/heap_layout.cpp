@@ -5,6 +5,7 @@
  *   early_init         allocation from a constructor and from a thread started before main
  *   dynamic_threshold  a freed huge block raises the mmap threshold (up to 32 MiB), as glibc's
  *   huge_realloc       huge blocks grow and shrink with mremap, keeping their contents
+ *   arena_cap          with MALLOC_ARENA_MAX=2, 6 concurrent threads share 2 arenas
  * Mallard's own figures come from mallard_get_stats, looked up with dlsym. */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -155,6 +156,38 @@ void huge_realloc() {
   free(p);
 }
 
+void* arena_worker(void* arg) {
+  auto* go = static_cast<volatile int*>(arg);
+  while (*go == 0) {
+  }
+  for (int i = 0; i < 20000; ++i) {
+    void* p = malloc(static_cast<size_t>(i % 900 + 1));
+    g_sink = p;  // escapes: the compiler may not elide the pair
+    free(p);
+  }
+  void* keep = malloc(64);  // still alive when the main thread looks at the arenas
+  g_sink = keep;
+  while (*go == 1) {
+  }
+  free(keep);
+  return nullptr;
+}
+
+void arena_cap() {
+  volatile int go = 0;
+  pthread_t t[6];
+  for (auto& th : t)
+    IT_CHECK(pthread_create(&th, nullptr, arena_worker, (void*)&go) == 0, "thread");
+  go = 1;
+  usleep(200000);
+  mallard_stats s = stats();
+  go = 2;
+  for (auto& th : t) pthread_join(th, nullptr);
+  IT_CHECK(s.arena_max == 2, "arena_max is %zu, not MALLOC_ARENA_MAX=2", s.arena_max);
+  IT_CHECK(s.arenas == 2, "%zu arenas for 7 threads with a cap of 2", s.arenas);
+  IT_CHECK(s.threads_live >= 7, "only %zu live thread heaps", s.threads_live);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,6 +205,8 @@ int main(int argc, char** argv) {
     dynamic_threshold();
   else if (strcmp(mode, "huge_realloc") == 0)
     huge_realloc();
+  else if (strcmp(mode, "arena_cap") == 0)
+    arena_cap();
   else
     it_fail("unknown mode '%s'", mode);
   printf("heap_layout %s: ok\n", mode);
