@@ -232,7 +232,7 @@ std::size_t ThreadHeap::collect_all() {
       for (Span* s = q->first; s != nullptr;) {
         Span* next = s->next;
         collect(s);
-        if (s->used == 0 && s != current_[c]) {
+        if (s->used == 0) {  // empty, even the current page: a trim gives everything back
           returned += s->bytes();
           retire_page(c, s);
         } else if ((s->flags & kSpanInFullList) && s->free != nullptr) {

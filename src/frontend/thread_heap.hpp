@@ -69,7 +69,8 @@ class ThreadHeap {
   [[gnu::noinline]] void free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark);
   // Gives every page back (empty ones to the arena, the others to the arena's abandoned list).
   void abandon_all();
-  // Collects remote frees on every page and returns empty pages (malloc_trim).
+  // Collects remote frees on every page and returns every empty page, the current ones too
+  // (malloc_trim: a kept page could pin a brk segment, and every segment under it).
   std::size_t collect_all();
 
   void init(Arena* arena, bool sentinel);

@@ -17,6 +17,9 @@ struct Block {
 };
 
 constexpr size_t kSlack = 16 * IT_MiB;
+// malloc_trim(0) gives back every empty page, the threads' current ones too (measured: about
+// 4 MiB over the start remains: headers of brk segments pinned under a live block, stdio).
+constexpr size_t kTrimSlack = 8 * IT_MiB;
 
 /* Size of allocation i of the plan: category by weighted choice until each third is spent. */
 struct Plan {
@@ -106,8 +109,8 @@ int main(int argc, char** argv) {
     malloc_trim(0);
     size_t rss = it_rss();
     printf("after malloc_trim(0): RSS %.1f MiB (start %.1f)\n", mib(rss), mib(base));
-    if (rss > base + kSlack)
-      it_fail("malloc_trim(0) left RSS at %.1f MiB, more than 16 MiB over the %.1f MiB start",
+    if (rss > base + kTrimSlack)
+      it_fail("malloc_trim(0) left RSS at %.1f MiB, more than 8 MiB over the %.1f MiB start",
               mib(rss), mib(base));
   } else {
     double t0 = it_now();
