@@ -436,13 +436,8 @@ std::size_t Arena::decay_locked(std::uint64_t now, bool force) {
   for (unsigned c = 0; c < kClassCount; ++c) {
     for (Span* page = abandoned_[c]; page != nullptr;) {
       Span* next = page->next;
-      std::uint64_t word = page->thread_free.load(std::memory_order_acquire);
-      if (thread_free_count(word) == page->used) {
-        unlink_abandoned_locked(page);
-        page->thread_free.store(0, std::memory_order_relaxed);
-        released += page->bytes();
-        return_span_locked(page);
-      }
+      std::size_t bytes = page->bytes();
+      if (release_abandoned_if_empty_locked(page)) released += bytes;
       page = next;
     }
   }
@@ -498,6 +493,7 @@ std::size_t Arena::purge_segment_metadata_locked(Segment* seg) {
 // ---- abandoned small pages -------------------------------------------------------------------
 
 void Arena::abandon_page_locked(Span* page) {
+  page->flags = kSpanAbandoned;
   Span*& head = abandoned_[page->size_class];
   page->prev = nullptr;
   page->next = head;
@@ -513,7 +509,18 @@ void Arena::unlink_abandoned_locked(Span* page) {
     abandoned_[page->size_class] = page->next;
   if (page->next != nullptr) page->next->prev = page->prev;
   page->next = page->prev = nullptr;
+  page->flags = 0;
   --stats_.abandoned_pages;
+}
+
+bool Arena::release_abandoned_if_empty_locked(Span* page) {
+  if ((page->flags & kSpanAbandoned) == 0) return false;  // adopted meanwhile
+  if (thread_free_count(page->thread_free.load(std::memory_order_acquire)) != page->used)
+    return false;
+  unlink_abandoned_locked(page);
+  page->thread_free.store(0, std::memory_order_relaxed);
+  return_span_locked(page);  // no decay tick: this runs inside the decay loop too
+  return true;
 }
 
 Span* Arena::take_abandoned_locked(unsigned size_class) {

@@ -55,6 +55,9 @@ class Arena {
   Span* take_abandoned_locked(unsigned size_class);
   Span* abandoned_list_locked(unsigned size_class) { return abandoned_[size_class]; }
   void unlink_abandoned_locked(Span* page);
+  // If `page` is still abandoned and every one of its blocks has come back (remote frees), returns
+  // it to the span heap. Called by the thread whose remote free may have been the last one.
+  bool release_abandoned_if_empty_locked(Span* page);
 
   // Purges dirty spans older than decay_ms (all of them if force), and releases segments that
   // are entirely free and purged (keeping one, unless force). Returns bytes purged or released.

@@ -28,6 +28,18 @@ unsigned cap();
 void set_cap(unsigned n);
 Arena* at(unsigned i);
 
+// Calls fn(index, arena) for every arena created so far, in index order.
+template <class Fn>
+void for_each(Fn fn) {
+  unsigned remaining = count();
+  for (unsigned i = 0; i < kArenaLimit && remaining != 0; ++i) {
+    Arena* a = at(i);
+    if (a == nullptr) continue;
+    --remaining;
+    fn(i, a);
+  }
+}
+
 void lock_all();
 void unlock_all();
 void reset_locks_in_child();

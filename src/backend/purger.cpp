@@ -29,10 +29,7 @@ void* purger_main(void*) {
 
 std::size_t total_dirty() {
   std::size_t sum = 0;
-  for (unsigned i = 0; i < arenas::count(); ++i) {
-    Arena* a = arenas::at(i);
-    if (a != nullptr) sum += a->dirty_bytes();
-  }
+  arenas::for_each([&](unsigned, Arena* a) { sum += a->dirty_bytes(); });
   return sum;
 }
 
@@ -41,15 +38,11 @@ std::size_t total_dirty() {
 std::size_t run_decay_pass(bool force) {
   std::size_t released = 0;
   std::uint64_t now = os::now_ms();
-  unsigned n = arenas::count();
-  for (unsigned i = 0; i < arenas::kArenaLimit && n != 0; ++i) {
-    Arena* a = arenas::at(i);
-    if (a == nullptr) continue;
-    --n;
-    if (!force && !a->decay_due(now)) continue;
+  arenas::for_each([&](unsigned, Arena* a) {
+    if (!force && !a->decay_due(now)) return;
     os::LockGuard guard(a->lock());
     released += a->decay_locked(now, force);
-  }
+  });
   return released;
 }
 

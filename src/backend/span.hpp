@@ -27,6 +27,9 @@ enum SpanState : std::uint8_t { kDirty = 0, kPurged = 1 };  // free spans only
 // Set in Span::flags while a small page sits on its heap's full list: the owner's free then takes
 // the slow path, which moves the page back to the available queue.
 inline constexpr std::uint8_t kSpanInFullList = 1;
+// Set while a small page sits on its arena's abandoned list (its thread exited); changed only
+// under the arena's lock.
+inline constexpr std::uint8_t kSpanAbandoned = 2;
 
 struct FreeBlock {
   FreeBlock* next;

@@ -34,7 +34,20 @@ void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
   bool was_full = (page->flags & kSpanInFullList) != 0;
   unsigned c = page->size_class;
   push_remote(page, b, mark);
-  if (was_full && owner != nullptr) owner->hint_remote_free(c);
+  if (owner != nullptr) {
+    if (was_full) owner->hint_remote_free(c);
+    return;
+  }
+  // The page's thread has exited. If this was its last block, nobody would ever collect the page:
+  // give it back now. (Its `used` only changes under the arena lock while it is abandoned.)
+  if (thread_free_count(page->thread_free.load(std::memory_order_relaxed)) == page->used) {
+    Arena* arena = segment_of_entry(page)->arena;
+    {
+      os::LockGuard guard(arena->lock());
+      arena->release_abandoned_if_empty_locked(page);
+    }
+    purger::maybe_start();
+  }
 }
 
 BlockRef resolve_block(const void* p, const char* call) {

@@ -62,8 +62,7 @@ void check_page_lists(const Span* s) {
   CHECK(s->used <= s->reserved, "page uses more blocks than carved", s->start);
   BlockSet seen;
   std::uint32_t n = list_length(s, s->free, seen);
-  CHECK(n + s->used == s->reserved, "page block count mismatch (lost or doubled blocks)",
-        s->start);
+  CHECK(n + s->used == s->reserved, "page block count mismatch (lost or doubled blocks)", s->start);
   std::uint64_t word = s->thread_free.load(std::memory_order_acquire);
   std::uint32_t remote = list_length(s, thread_free_list(word), seen);
   CHECK(remote == thread_free_count(word), "remote-free list length differs from its count",
@@ -160,14 +159,10 @@ std::size_t check_segment(Arena* a, Segment* seg, Totals& t) {
 
 std::size_t check_heap() {
   std::size_t spans = 0;
-  unsigned remaining = arenas::count();
-  for (unsigned i = 0; i < arenas::kArenaLimit && remaining != 0; ++i) {
-    Arena* a = arenas::at(i);
-    if (a == nullptr) continue;
-    --remaining;
+  arenas::for_each([&](unsigned, Arena* a) {
     os::LockGuard guard(a->lock());
     spans += check_arena_locked(a);
-  }
+  });
   return spans;
 }
 
@@ -199,8 +194,7 @@ std::size_t check_arena_locked(Arena* a) {
   for (unsigned c = 0; c < kClassCount; ++c) {
     Span* prev = nullptr;
     for (Span* p = a->abandoned_list_locked(c); p != nullptr; prev = p, p = p->next) {
-      CHECK(++abandoned <= st.abandoned_pages, "abandoned list longer than its count (cycle?)",
-            a);
+      CHECK(++abandoned <= st.abandoned_pages, "abandoned list longer than its count (cycle?)", a);
       CHECK(p->prev == prev, "abandoned list links broken", p->start);
       CHECK(p->kind == kSpanSmall && p->size_class == c, "abandoned list holds a wrong page",
             p->start);

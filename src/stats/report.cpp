@@ -122,11 +122,7 @@ void write_report_json(os::TextWriter& w) {
 // glibc's format: per arena "system bytes" and "in use bytes", then the totals with mmap.
 void write_malloc_stats(os::TextWriter& w) {
   std::size_t system_total = 0, in_use_total = 0;
-  unsigned remaining = arenas::count();
-  for (unsigned i = 0; i < arenas::kArenaLimit && remaining != 0; ++i) {
-    Arena* a = arenas::at(i);
-    if (a == nullptr) continue;
-    --remaining;
+  arenas::for_each([&](unsigned i, Arena* a) {
     mallard_stats s;
     take_arena_snapshot(a, &s);
     w.str("Arena ").u(i).str(":\n");
@@ -134,7 +130,7 @@ void write_malloc_stats(os::TextWriter& w) {
     w.str("in use bytes     = ").u(s.bytes_in_use, 10).ch('\n');
     system_total += s.bytes_mapped;
     in_use_total += s.bytes_in_use;
-  }
+  });
   huge::HugeStats h = huge::stats();
   w.str("Total (incl. mmap):\n");
   w.str("system bytes     = ").u(system_total + h.mapped_bytes, 10).ch('\n');
@@ -147,11 +143,7 @@ void write_malloc_stats(os::TextWriter& w) {
 void write_malloc_info(os::TextWriter& w) {
   std::size_t fast_count = 0, fast_size = 0, rest_count = 0, rest_size = 0, system = 0;
   w.str("<malloc version=\"1\">\n");
-  unsigned remaining = arenas::count();
-  for (unsigned i = 0; i < arenas::kArenaLimit && remaining != 0; ++i) {
-    Arena* a = arenas::at(i);
-    if (a == nullptr) continue;
-    --remaining;
+  arenas::for_each([&](unsigned i, Arena* a) {
     mallard_stats s;
     take_arena_snapshot(a, &s);
     std::size_t heap_fast_count = 0, heap_fast_size = 0;
@@ -187,7 +179,7 @@ void write_malloc_info(os::TextWriter& w) {
     rest_count += s.free_spans;
     rest_size += spans;
     system += s.bytes_mapped;
-  }
+  });
   huge::HugeStats h = huge::stats();
   w.str("<total type=\"fast\" count=\"").u(fast_count).str("\" size=\"").u(fast_size).str("\"/>\n");
   w.str("<total type=\"rest\" count=\"").u(rest_count).str("\" size=\"").u(rest_size).str("\"/>\n");

@@ -76,13 +76,7 @@ void take_arena_snapshot(Arena* a, mallard_stats* out) {
 
 void take_snapshot(mallard_stats* out) {
   clear(out);
-  unsigned remaining = arenas::count();
-  for (unsigned i = 0; i < arenas::kArenaLimit && remaining != 0; ++i) {
-    Arena* a = arenas::at(i);
-    if (a == nullptr) continue;
-    --remaining;
-    add_arena(a, out);
-  }
+  arenas::for_each([&](unsigned, Arena* a) { add_arena(a, out); });
   huge::HugeStats h = huge::stats();
   out->bytes_huge = h.live_bytes;
   out->huge_blocks = h.live_count;
