@@ -115,7 +115,8 @@ void apply_glibc_tunables(Options& o) {
   while (*t != '\0') {
     const char* end = std::strchr(t, ':');
     std::size_t len = end ? static_cast<std::size_t>(end - t) : std::strlen(t);
-    const char* eq = static_cast<const char*>(std::memchr(t, '=', len));
+    const char* eq = static_cast<const char*>(std::memchr(
+        t, '=', len));  // NOLINT(bugprone-not-null-terminated-result): a search, not a copy
     if (eq != nullptr) {
       std::size_t name_len = static_cast<std::size_t>(eq - t);
       for (const auto& m : kMap) {
@@ -164,7 +165,8 @@ void apply_option_string(Options& o, const char* text) {
   while (text != nullptr && *text != '\0') {
     const char* end = std::strchr(text, ',');
     std::size_t len = end ? static_cast<std::size_t>(end - text) : std::strlen(text);
-    const char* eq = static_cast<const char*>(std::memchr(text, '=', len));
+    const char* eq = static_cast<const char*>(std::memchr(
+        text, '=', len));  // NOLINT(bugprone-not-null-terminated-result): a search, not a copy
     std::size_t key_len = eq ? static_cast<std::size_t>(eq - text) : len;
     const char* value = eq ? eq + 1 : "1";  // a bare key means "=1"
     std::size_t value_len = eq ? len - key_len - 1 : 1;
