@@ -92,7 +92,7 @@ MALLARD_API void* mallard_reallocarray(void* p, std::size_t count, std::size_t s
 }
 
 MALLARD_API void* mallard_memalign(std::size_t alignment, std::size_t n) noexcept {
-  if (alignment > kMaxRequest / 2 + 1) {
+  if (alignment > SIZE_MAX / 2 + 1) {  // glibc's bound: 2^63 itself fails later, with ENOMEM
     errno = EINVAL;
     return nullptr;
   }

@@ -91,6 +91,7 @@ void unlock() {
 
 void reclaim_in_child(ThreadHeap* survivor) {
   g_lock.reset_in_child();
+  for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) h->slow_lock().reset_in_child();
   for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) {
     if (h->in_use && h != survivor) {
       h->abandon_all();

@@ -22,6 +22,8 @@ struct Counts {
 };
 Counts counts();
 
+// fork: the registry lock, then every heap's slow-path lock (before the arena locks: the slow
+// paths take a heap lock, then an arena lock, never the other way).
 void lock();
 void unlock();
 // In the child after fork(): locks are reset and every heap but `survivor` is abandoned.

@@ -161,12 +161,12 @@ Span* ThreadHeap::fresh_page(unsigned c) {
 }
 
 void* ThreadHeap::malloc_refill(unsigned c) {
-  // 1. The current page: its own frees, then never-used blocks.
+  // 1. The current page: frees from other threads, then never-used blocks. This edits no queue,
+  // so it needs no lock (a fork landing here can at worst lose these blocks in the child).
   Span* page = current_[c];
-  if (page != &g_empty_page) {
-    if (collect(page) || extend(page)) return pop_from(c, page);
-    move_to_full(c, page);
-  }
+  if (page != &g_empty_page && (collect(page) || extend(page))) return pop_from(c, page);
+  os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
+  if (page != &g_empty_page) move_to_full(c, page);
   // 2. Other pages with frees waiting.
   while ((page = avail_[c].first) != nullptr) {
     if (collect(page) || extend(page)) return pop_from(c, page);
@@ -210,6 +210,11 @@ void* ThreadHeap::malloc_refill(unsigned c) {
 }
 
 void ThreadHeap::page_emptied(Span* page) {
+  os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
+  page_emptied_locked(page);
+}
+
+void ThreadHeap::page_emptied_locked(Span* page) {
   unsigned c = page->size_class;
   // Keep the page if it is the class's only one: a loop that allocates and frees one block must
   // not take the arena lock every time.
@@ -218,14 +223,16 @@ void ThreadHeap::page_emptied(Span* page) {
 }
 
 void ThreadHeap::free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark) {
+  os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
   unsigned c = page->size_class;
   queue_remove(full_[c], page);
   page->flags = 0;
   queue_push_back(avail_[c], page);
-  if (!push_local(page, b, mark)) page_emptied(page);
+  if (!push_local(page, b, mark)) page_emptied_locked(page);
 }
 
 std::size_t ThreadHeap::collect_all() {
+  os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
   std::size_t returned = 0;
   for (unsigned c = 0; c < kClassCount; ++c) {
     for (PageQueue* q : {&avail_[c], &full_[c]}) {
@@ -248,6 +255,7 @@ std::size_t ThreadHeap::collect_all() {
 }
 
 void ThreadHeap::abandon_all() {
+  os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
   for (unsigned c = 0; c < kClassCount; ++c) {
     for (PageQueue* q : {&avail_[c], &full_[c]}) {
       while (Span* s = q->first) {

@@ -15,6 +15,7 @@
 #include "backend/segment_map.hpp"
 #include "backend/size_class.hpp"
 #include "backend/span.hpp"
+#include "os/lock.hpp"
 
 namespace mallard {
 
@@ -85,6 +86,11 @@ class ThreadHeap {
       remote_hint_[c].store(1, std::memory_order_relaxed);
   }
 
+  // Taken by every slow path that edits this heap's page queues, and by fork's prepare handler:
+  // a fork cannot land in the middle of such an edit, so the child can walk the queues of the
+  // threads it does not have. Only the owner and fork take it, so it is never contended.
+  os::SpinLock& slow_lock() { return slow_lock_; }
+
   // Registry links (heap_registry.cpp).
   ThreadHeap* next_all = nullptr;
   ThreadHeap* next_free = nullptr;
@@ -92,6 +98,7 @@ class ThreadHeap {
   std::uint32_t id = 0;
 
  private:
+  void page_emptied_locked(Span* page);
   bool collect(Span* page);
   bool extend(Span* page);
   void init_page(Span* page, unsigned c);
@@ -105,6 +112,7 @@ class ThreadHeap {
   PageQueue full_[kClassCount] = {};
   std::atomic<std::uint8_t> remote_hint_[kClassCount] = {};
   Arena* arena_ = nullptr;
+  os::SpinLock slow_lock_;
   bool sentinel_ = false;
 };
 
@@ -130,7 +138,8 @@ inline void push_remote(Span* page, FreeBlock* b, std::uintptr_t mark) {
 // Offset of p inside its small page if p is a block start, else -1 (exact division by reciprocal).
 inline bool is_block_start(const Span* page, const void* p) {
   auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start);
-  return ((off * page->reciprocal) >> 40) * page->block_size == off;
+  std::uint64_t index = (off * page->reciprocal) >> 40;
+  return index * page->block_size == off && index < page->capacity;  // not in the page's tail
 }
 
 }  // namespace mallard
