@@ -6,8 +6,10 @@
  *   dynamic_threshold  a freed huge block raises the mmap threshold (up to 32 MiB), as glibc's
  *   huge_realloc       huge blocks grow and shrink with mremap, keeping their contents
  *   arena_cap          with MALLOC_ARENA_MAX=2, 6 concurrent threads share 2 arenas
+ *   arena_affinity     the default cap is 8 x the CPUs this process may use (run under taskset)
  * Mallard's own figures come from mallard_get_stats, looked up with dlsym. */
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #include <initializer_list>
@@ -188,6 +190,14 @@ void arena_cap() {
   IT_CHECK(s.threads_live >= 7, "only %zu live thread heaps", s.threads_live);
 }
 
+void arena_affinity() {
+  cpu_set_t set;
+  IT_CHECK(sched_getaffinity(0, sizeof set, &set) == 0, "sched_getaffinity");
+  size_t cpus = static_cast<size_t>(CPU_COUNT(&set));
+  size_t cap = stats().arena_max;
+  IT_CHECK(cap == 8 * cpus, "arena_max %zu, expected 8 x %zu usable CPUs", cap, cpus);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -207,6 +217,8 @@ int main(int argc, char** argv) {
     huge_realloc();
   else if (strcmp(mode, "arena_cap") == 0)
     arena_cap();
+  else if (strcmp(mode, "arena_affinity") == 0)
+    arena_affinity();
   else
     it_fail("unknown mode '%s'", mode);
   printf("heap_layout %s: ok\n", mode);
