@@ -55,27 +55,28 @@ using mallard::api::malloc_inline;
   }
 }
 
-inline void* new_impl(std::size_t n) {
+// [[maybe_unused]]: with MALLARD_NO_STANDARD_NAMES (sanitizer builds) no operator uses them.
+[[maybe_unused]] inline void* new_impl(std::size_t n) {
   void* p = malloc_inline(n);
   return p != nullptr ? p : new_failed(n, 0);
 }
 
-inline void* new_aligned(std::size_t n, std::align_val_t a) {
+[[maybe_unused]] inline void* new_aligned(std::size_t n, std::align_val_t a) {
   void* p = aligned_inline(static_cast<std::size_t>(a), n);
   return p != nullptr ? p : new_failed(n, static_cast<std::size_t>(a));
 }
 
-inline void* new_nothrow(std::size_t n) noexcept {
+[[maybe_unused]] inline void* new_nothrow(std::size_t n) noexcept {
   void* p = malloc_inline(n);
   return p != nullptr ? p : new_failed_nothrow(n, 0);
 }
 
-inline void* new_aligned_nothrow(std::size_t n, std::align_val_t a) noexcept {
+[[maybe_unused]] inline void* new_aligned_nothrow(std::size_t n, std::align_val_t a) noexcept {
   void* p = aligned_inline(static_cast<std::size_t>(a), n);
   return p != nullptr ? p : new_failed_nothrow(n, static_cast<std::size_t>(a));
 }
 
-inline void delete_impl(void* p) noexcept {
+[[maybe_unused]] inline void delete_impl(void* p) noexcept {
   free_inline(p, "operator delete");
 }
 

@@ -34,7 +34,11 @@ std::uint64_t decay_ms() {
 // Smallest multiple of the segment size whose data pages hold `pages` pages plus top_pad.
 std::size_t segment_bytes_for(std::size_t pages) {
   std::size_t pad = static_cast<std::size_t>(config::options().top_pad) / os::kPageSize;
-  std::size_t bytes = kSegmentSize;
+  if (pages > (std::size_t{1} << 46) / os::kPageSize) return 0;  // bigger than any segment
+  // Smaller multiples of the segment size have fewer data pages than `pages`: start at the
+  // largest of them, not at 4 MiB (refusing an impossible request took 16M rounds, ~12 ms).
+  std::size_t bytes = pages * os::kPageSize / kSegmentSize * kSegmentSize;
+  if (bytes < kSegmentSize) bytes = kSegmentSize;
   while (true) {
     std::size_t total = bytes / os::kPageSize;
     std::size_t data = total - segment_metadata_pages(total);

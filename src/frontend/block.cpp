@@ -33,21 +33,23 @@ void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
   }
   bool was_full = (page->flags & kSpanInFullList) != 0;
   unsigned c = page->size_class;
-  push_remote(page, b, mark);
-  if (owner != nullptr) {
-    if (was_full) owner->hint_remote_free(c);
-    return;
-  }
-  // The page's thread has exited. If this was its last block, nobody would ever collect the page:
-  // give it back now. (Its `used` only changes under the arena lock while it is abandoned.)
-  if (thread_free_count(page->thread_free.load(std::memory_order_relaxed)) == page->used) {
+  // The page's thread has exited, and this may be its last block: nobody would ever collect the
+  // page, so give it back now. Once the last block is pushed, anyone (decay, trim) may release the
+  // page and unmap its segment, so push it under the arena lock, which they need: the page is
+  // pinned until then by this block. (`used` only changes under that lock while abandoned.)
+  if (owner == nullptr &&
+      thread_free_count(page->thread_free.load(std::memory_order_relaxed)) + 1 == page->used) {
     Arena* arena = segment_of_entry(page)->arena;
     {
       os::LockGuard guard(arena->lock());
+      push_remote(page, b, mark);
       arena->release_abandoned_if_empty_locked(page);
     }
     purger::maybe_start();
+    return;
   }
+  push_remote(page, b, mark);  // the page must not be touched after this: it may be gone
+  if (owner != nullptr && was_full) owner->hint_remote_free(c);
 }
 
 BlockRef resolve_block(const void* p, const char* call) {

@@ -9,9 +9,15 @@
 namespace mallard::os {
 namespace {
 
-// The raw system call: unlike sbrk() it has no libc-side cache that could disagree with us.
+// Moves the break with the C library's brk(), which also updates the break libc caches for
+// sbrk(): with the raw system call that cache went stale, and the next sbrk(+n) of the program
+// or of another malloc moved the break down, over our segments. Reads the true break with the
+// raw system call (whoever moved it last).
 std::uintptr_t sys_brk(std::uintptr_t want) {
-  return static_cast<std::uintptr_t>(syscall(SYS_brk, want));
+  if (want != 0 && brk(reinterpret_cast<void*>(want)) != 0) {
+    // refused: the break has not moved (read back below)
+  }
+  return static_cast<std::uintptr_t>(syscall(SYS_brk, 0));
 }
 
 std::uintptr_t g_our_break = 0;  // the break as we last left it (0: never touched)

@@ -36,6 +36,16 @@ namespace {
 using rb::Rng;
 
 constexpr int kSlots = 48;
+
+// TSan and ASan map memory of their own for new threads: VmSize then says nothing about leaks.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitizerMapsMemory = true;
+#elif defined(__has_feature)
+constexpr bool kSanitizerMapsMemory =
+    __has_feature(thread_sanitizer) || __has_feature(address_sanitizer);
+#else
+constexpr bool kSanitizerMapsMemory = false;
+#endif
 constexpr std::size_t kHugeAlign = std::size_t{8} << 20;
 
 enum class How : std::uint8_t { kMalloc, kNew, kNewAligned };
@@ -63,6 +73,14 @@ long countdown() {
   return mallard::os::fault_countdown();
 }
 
+// RB_TRACE=POINT prints every operation of the runs that test failure point POINT (debugging).
+long g_trace_point = -2;
+void trace(const char* call, std::size_t n, std::size_t align, const void* in, const void* out) {
+  if (g_point == g_trace_point && g_mode == Mode::kTransient)
+    rb::say("  %s(n=%zu, align=%zu, in=%p) = %p, errno %d, countdown %ld", call, n, align, in, out,
+            errno, countdown());
+}
+
 // Called after every operation: a failure was injected iff the countdown reached 0. In transient
 // mode the hook is then disarmed, so all further OS calls succeed.
 void after_op() {
@@ -88,8 +106,8 @@ void check_block(const char* call, const Slot& s, bool zeroed) {
   RB_CHECK(rb::aligned(s.p, a), "[%s point %ld] %s(n=%zu, align=%zu) returned misaligned %p",
            g_config, g_point, call, s.n, s.align, s.p);
   std::size_t usable = mallard_malloc_usable_size(s.p);
-  RB_CHECK(usable >= s.n, "[%s point %ld] %s(n=%zu): usable size %zu", g_config, g_point, call,
-           s.n, usable);
+  RB_CHECK(usable >= s.n, "[%s point %ld] %s(n=%zu): usable size %zu", g_config, g_point, call, s.n,
+           usable);
   if (zeroed)
     RB_CHECK(rb::all_zero(s.p, s.n), "[%s point %ld] %s(n=%zu): not zeroed", g_config, g_point,
              call, s.n);
@@ -212,7 +230,7 @@ void allocate(Rng& r, Slot& s) {
         align = random_alignment(r);
         how = How::kNewAligned;
         try {
-          p = ::operator new(n, std::align_val_t{align});
+          p = ::operator new (n, std::align_val_t{align});
         } catch (const std::bad_alloc&) {
           check_failure(call, n, align, ENOMEM);
           return;
@@ -225,6 +243,7 @@ void allocate(Rng& r, Slot& s) {
       p = mallard_malloc(n);
       break;
   }
+  trace(call, n, align, nullptr, p);
   if (p == nullptr) {
     check_failure(call, n, align, errno);
     return;
@@ -235,6 +254,7 @@ void allocate(Rng& r, Slot& s) {
 }
 
 void release(Slot& s) {
+  trace("free", s.n, s.align, s.p, nullptr);
   rb::check_pattern(s.p, s.n, s.tag, "before free");
   switch (s.how) {
     case How::kMalloc:
@@ -245,7 +265,7 @@ void release(Slot& s) {
       ::operator delete(s.p);
       break;
     case How::kNewAligned:
-      ::operator delete(s.p, std::align_val_t{s.align});
+      ::operator delete (s.p, std::align_val_t{s.align});
       break;
 #else
     default:
@@ -263,6 +283,7 @@ void resize(Rng& r, Slot& s) {
   errno = 0;
   void* q = array ? mallard_reallocarray(s.p, 1, n) : mallard_realloc(s.p, n);
   const char* call = array ? "reallocarray" : "realloc";
+  trace(call, n, 0, s.p, q);
   if (q == nullptr) {
     check_failure(call, n, 0, errno);
     rb::check_pattern(s.p, s.n, s.tag, "after a failed realloc");  // the old block is intact
@@ -283,8 +304,8 @@ void resize(Rng& r, Slot& s) {
 // (a cross-thread free) and exits, abandoning its pages to the arena.
 struct SubThreadWork {
   std::uint64_t seed;
-  int victim;          // slot to free (-1: none)
-  int targets[6];      // empty slots to fill
+  int victim;      // slot to free (-1: none)
+  int targets[6];  // empty slots to fill
   int target_count;
 };
 
@@ -342,6 +363,7 @@ void workload(std::uint64_t seed, int ops) {
     }
     if (k < 4) {
       mallard_malloc_trim(0);
+      trace("malloc_trim", 0, 0, nullptr, nullptr);
     } else if (s.p == nullptr) {
       allocate(r, s);
     } else if (k < 45) {
@@ -403,13 +425,16 @@ long run_once(std::uint64_t seed, int ops, const Baseline* want) {
   pthread_join(t, nullptr);
   mallard_check_heap();
   if (want != nullptr) {
-    rb::check_in_use(want->in_use, g_config);
+    char when[160];
+    snprintf(when, sizeof when, "[%s point %ld mode %d] all freed", g_config, g_point,
+             static_cast<int>(g_mode));
+    rb::check_in_use(want->in_use, when);
     Baseline now = measure();
     mallard_check_heap();
     RB_CHECK(now.mapped == want->mapped && now.segments == want->segments,
              "[%s point %ld] after trim: %zu bytes mapped in %zu segments, expected %zu in %zu",
              g_config, g_point, now.mapped, now.segments, want->mapped, want->segments);
-    RB_CHECK(now.unaccounted_vm <= want->unaccounted_vm,
+    RB_CHECK(kSanitizerMapsMemory || now.unaccounted_vm <= want->unaccounted_vm,
              "[%s point %ld] VmSize grew by %zu bytes not accounted for by Mallard's mappings "
              "(a mapping lost on a failure path?)",
              g_config, g_point, now.unaccounted_vm - want->unaccounted_vm);
@@ -427,12 +452,20 @@ struct Config {
 // place), a fixed mmap threshold, and either purging at once or only on trim.
 const Config kConfigs[] = {
     {"brk, purge at once",
-     {{"background_purge", "0"}, {"arena_max", "1"}, {"decay_ms", "0"}, {"heap_source", "brk"},
-      {"mmap_threshold", "128k"}, {"mmap_max", "65536"}},
+     {{"background_purge", "0"},
+      {"arena_max", "1"},
+      {"decay_ms", "0"},
+      {"heap_source", "brk"},
+      {"mmap_threshold", "128k"},
+      {"mmap_max", "65536"}},
      kHugeAlign},
     {"mmap, purge on trim, no huge blocks",
-     {{"background_purge", "0"}, {"arena_max", "1"}, {"decay_ms", "1000000000"},
-      {"heap_source", "mmap"}, {"mmap_threshold", "128k"}, {"mmap_max", "0"}},
+     {{"background_purge", "0"},
+      {"arena_max", "1"},
+      {"decay_ms", "1000000000"},
+      {"heap_source", "mmap"},
+      {"mmap_threshold", "128k"},
+      {"mmap_max", "0"}},
      kHugeAlign / 2},
 };
 
@@ -472,16 +505,38 @@ long sweep(const Config& c, long stride, int ops, std::uint64_t seed0, int seeds
   }
   RB_CHECK(not_fired * 20 <= tested, "[%s] %ld of %ld failure points never fired", c.name,
            not_fired, tested);
-  rb::say("fault_injection: [%s] %d workloads of %d operations, %ld..%ld OS calls each: %ld "
-          "failure points tested (transient and persistent), %ld beyond the end of their run",
-          c.name, seeds, ops, min_calls, max_calls, tested, not_fired);
+  rb::say(
+      "fault_injection: [%s] %d workloads of %d operations, %ld..%ld OS calls each: %ld "
+      "failure points tested (transient and persistent), %ld beyond the end of their run",
+      c.name, seeds, ops, min_calls, max_calls, tested, not_fired);
   return tested;
+}
+
+// glibc caches thread stacks, each with its TLS vector (DTV), which it allocates with the
+// process's calloc: Mallard's when Mallard owns the standard names. A DTV made during a measured
+// run would count as a live block (and could pin the top of the brk heap). Four stacks made now,
+// at once, cover the two threads the test ever runs together.
+void* wait_at_barrier(void* b) {
+  pthread_barrier_wait(static_cast<pthread_barrier_t*>(b));
+  return nullptr;
+}
+void prewarm_thread_stacks() {
+  constexpr int kThreads = 4;
+  pthread_barrier_t barrier;
+  pthread_barrier_init(&barrier, nullptr, kThreads + 1);
+  pthread_t t[kThreads];
+  for (pthread_t& th : t)
+    RB_CHECK(pthread_create(&th, nullptr, wait_at_barrier, &barrier) == 0, "pthread_create");
+  pthread_barrier_wait(&barrier);
+  for (pthread_t& th : t) pthread_join(th, nullptr);
+  pthread_barrier_destroy(&barrier);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   rb::g_prog = "fault_injection";
+  if (const char* t = getenv("RB_TRACE")) g_trace_point = strtol(t, nullptr, 0);
   long stride = rb::arg(argc, argv, 1, 1);
   int ops = static_cast<int>(rb::arg(argc, argv, 2, 250));
   int seeds = static_cast<int>(rb::arg(argc, argv, 3, 8));
@@ -489,6 +544,7 @@ int main(int argc, char** argv) {
   RB_CHECK(stride >= 1 && ops >= 1 && seeds >= 1,
            "usage: fault_injection [STRIDE [OPS [SEEDS [SEED]]]]");
   double t0 = rb::now_s();
+  prewarm_thread_stacks();
   // One child process per configuration (options are process-wide), run in parallel.
   pid_t pids[sizeof kConfigs / sizeof kConfigs[0]];
   int n = 0;
@@ -506,8 +562,7 @@ int main(int argc, char** argv) {
     int status = 0;
     RB_CHECK(waitpid(pids[i], &status, 0) == pids[i], "waitpid");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      rb::say("fault_injection: configuration '%s' failed (status 0x%x)", kConfigs[i].name,
-              status);
+      rb::say("fault_injection: configuration '%s' failed (status 0x%x)", kConfigs[i].name, status);
       ok = false;
     }
   }

@@ -39,8 +39,8 @@ inline const char* g_prog = "robustness";
   _exit(1);
 }
 
-#define RB_CHECK(cond, ...)             \
-  do {                                  \
+#define RB_CHECK(cond, ...)               \
+  do {                                    \
     if (!(cond)) ::rb::fail(__VA_ARGS__); \
   } while (0)
 
@@ -51,7 +51,9 @@ __attribute__((format(printf, 1, 2))) inline void say(const char* fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(msg, sizeof msg - 1, fmt, ap);
   va_end(ap);
-  std::size_t len = n < 0 ? 0 : static_cast<std::size_t>(n) < sizeof msg - 1 ? static_cast<std::size_t>(n) : sizeof msg - 2;
+  std::size_t len = n < 0                                          ? 0
+                    : static_cast<std::size_t>(n) < sizeof msg - 1 ? static_cast<std::size_t>(n)
+                                                                   : sizeof msg - 2;
   msg[len++] = '\n';
   if (write(1, msg, len) < 0) {
   }
@@ -158,8 +160,8 @@ inline void check_in_use(const InUse& want, const char* when) {
   RB_CHECK(got == want,
            "%s: bytes in use %zu (small %zu, large %zu, huge %zu in %zu blocks), expected %zu "
            "(small %zu, large %zu, huge %zu in %zu blocks)",
-           when, got.total, got.small, got.large, got.huge, got.huge_blocks, want.total,
-           want.small, want.large, want.huge, want.huge_blocks);
+           when, got.total, got.small, got.large, got.huge, got.huge_blocks, want.total, want.small,
+           want.large, want.huge, want.huge_blocks);
 }
 
 // VmSize of this process in bytes, read without stdio (no allocation).
