@@ -7,7 +7,7 @@
 #   3. the fault-injection sweep over every failure point of FAULT_SEEDS (16) workloads;
 #   4. the soak for SOAK_SECONDS (60) under UBSan and again under TSan.
 # Exits non-zero on the first failure. Installs nothing, except clang and its runtime with
-# apt-get when run as root and they are missing. About 11 minutes on 2 cores from scratch.
+# apt-get when run as root and they are missing. About 7 minutes on 2 cores from scratch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-2}
