@@ -49,6 +49,7 @@ void* malloc_small_slow(unsigned size_class) noexcept {
   ThreadHeap* h = current_heap();
   maybe_check_heap();
   void* p = h != nullptr ? h->malloc_refill(size_class) : nullptr;
+  purger::maybe_start();  // a refill may retire pages; the purger starts outside heap locks
   if (p == nullptr) errno = ENOMEM;
   return p;
 }

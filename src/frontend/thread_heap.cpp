@@ -131,11 +131,10 @@ void ThreadHeap::retire_page(unsigned c, Span* page) {
     current_[c] = avail_[c].first != nullptr ? avail_[c].first : &g_empty_page;
   page->owner.store(nullptr, std::memory_order_relaxed);
   Arena* a = arena_of(page);
-  {
-    os::LockGuard guard(a->lock());
-    a->free_span_locked(page);
-  }
-  purger::maybe_start();
+  os::LockGuard guard(a->lock());
+  a->free_span_locked(page);
+  // No purger start here: the heap's slow lock is held, and pthread_create allocates (its TLS
+  // vector), which would come back into this heap. The callers start it once unlocked.
 }
 
 void* ThreadHeap::pop_from(unsigned c, Span* page) {
@@ -210,8 +209,11 @@ void* ThreadHeap::malloc_refill(unsigned c) {
 }
 
 void ThreadHeap::page_emptied(Span* page) {
-  os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
-  page_emptied_locked(page);
+  {
+    os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
+    page_emptied_locked(page);
+  }
+  purger::maybe_start();  // outside the lock: starting a thread allocates
 }
 
 void ThreadHeap::page_emptied_locked(Span* page) {
@@ -223,12 +225,15 @@ void ThreadHeap::page_emptied_locked(Span* page) {
 }
 
 void ThreadHeap::free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark) {
-  os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
-  unsigned c = page->size_class;
-  queue_remove(full_[c], page);
-  page->flags = 0;
-  queue_push_back(avail_[c], page);
-  if (!push_local(page, b, mark)) page_emptied_locked(page);
+  {
+    os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
+    unsigned c = page->size_class;
+    queue_remove(full_[c], page);
+    page->flags = 0;
+    queue_push_back(avail_[c], page);
+    if (!push_local(page, b, mark)) page_emptied_locked(page);
+  }
+  purger::maybe_start();  // outside the lock: starting a thread allocates
 }
 
 std::size_t ThreadHeap::collect_all() {

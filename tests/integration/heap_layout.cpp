@@ -7,6 +7,9 @@
  *   huge_realloc       huge blocks grow and shrink with mremap, keeping their contents
  *   arena_cap          with MALLOC_ARENA_MAX=2, 6 concurrent threads share 2 arenas
  *   arena_affinity     the default cap is 8 x the CPUs this process may use (run under taskset)
+ *   purger_from_pages  freeing small blocks retires pages until the purger thread starts.
+ *                      Regression: it was started under the heap's slow-path lock, and
+ *                      pthread_create's own calloc came back into that heap: a hang.
  * Mallard's own figures come from mallard_get_stats, looked up with dlsym. */
 #include <pthread.h>
 #include <sched.h>
@@ -198,6 +201,22 @@ void arena_affinity() {
   IT_CHECK(cap == 8 * cpus, "arena_max %zu, expected 8 x %zu usable CPUs", cap, cpus);
 }
 
+void purger_from_pages() {
+  enum { kCount = 64 * 1024 };
+  static void* blocks[kCount];
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < kCount; ++i) {
+      blocks[i] = malloc(static_cast<size_t>(256 + (i % 7) * 512));  // ~120 MiB of small pages
+      IT_CHECK(blocks[i] != nullptr, "malloc");
+      memset(blocks[i], 1, 256);
+    }
+    for (int i = 0; i < kCount; ++i) free(blocks[i]);
+  }
+  void* p = malloc(100);  // the allocator still works after the purger started
+  g_sink = p;
+  free(p);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -219,6 +238,8 @@ int main(int argc, char** argv) {
     arena_cap();
   else if (strcmp(mode, "arena_affinity") == 0)
     arena_affinity();
+  else if (strcmp(mode, "purger_from_pages") == 0)
+    purger_from_pages();
   else
     it_fail("unknown mode '%s'", mode);
   printf("heap_layout %s: ok\n", mode);
