@@ -60,7 +60,6 @@ typedef struct mallard_class_stats {
 
 typedef struct mallard_stats {
   size_t bytes_in_use;        /* bytes of live blocks, as rounded to their size class */
-  size_t bytes_requested;     /* not tracked per block: equals bytes_in_use (kept for ABI) */
   size_t peak_bytes_in_use;   /* peak of bytes held for live blocks: small pages in use by
                                  threads, large spans and huge blocks (page granularity) */
   size_t bytes_small;         /* live bytes in small size classes */

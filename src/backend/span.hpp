@@ -44,13 +44,8 @@ struct alignas(64) Span {
   std::uint64_t reciprocal;        // ceil(2^40 / block_size): exact offset division
   std::uint32_t used;              // blocks handed out and not yet collected back
   std::uint32_t block_size;
-  union {
-    struct {
-      std::uint8_t kind;   // SpanKind
-      std::uint8_t flags;  // kSpanInFullList
-    };
-    std::uint16_t kind_and_flags;  // fast-path test: == kSpanSmall means "small, not full"
-  };
+  std::uint8_t kind;   // SpanKind
+  std::uint8_t flags;  // kSpanInFullList, kSpanAbandoned
   std::uint8_t size_class;
   std::uint8_t state;  // SpanState, free spans
   std::uint32_t back;  // kSpanSmallPart / kSpanFreeTail: entries back to the first entry

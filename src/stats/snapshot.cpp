@@ -82,7 +82,6 @@ void take_snapshot(mallard_stats* out) {
   out->huge_blocks = h.live_count;
   out->bytes_mapped += h.mapped_bytes;
   out->bytes_in_use = out->bytes_small + out->bytes_large + out->bytes_huge;
-  out->bytes_requested = out->bytes_in_use;
   std::int64_t peak = g_peak_active_bytes.load(std::memory_order_relaxed);
   out->peak_bytes_in_use = peak > 0 ? static_cast<std::size_t>(peak) : 0;
   if (out->peak_bytes_in_use < out->bytes_in_use) out->peak_bytes_in_use = out->bytes_in_use;
