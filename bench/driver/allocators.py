@@ -75,6 +75,14 @@ def discover(repo, which_malloc, log=print):
     else:
         log(f"skip mallard: {mallard} does not exist yet "
             "(build it with: cmake --preset release && cmake --build --preset release)")
+    # MALLARD_EXTRA_LIBS="before=/tmp/old.so,variant=/tmp/v.so": other Mallard builds measured in
+    # the same interleaved rounds (as mallard-before, ...), for before/after figures of a change.
+    for item in filter(None, os.environ.get("MALLARD_EXTRA_LIBS", "").split(",")):
+        name, _, path = item.partition("=")
+        if not path or not os.path.exists(path):
+            log(f"skip mallard-{name}: {path or '(no path)'} does not exist")
+            continue
+        found.append(Allocator(f"mallard-{name}", os.path.realpath(path), "extra build"))
     usable = []
     for a in found:
         where = resolve(which_malloc, a)

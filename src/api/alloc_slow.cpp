@@ -49,7 +49,7 @@ void* malloc_small_slow(unsigned size_class) noexcept {
   ThreadHeap* h = current_heap();
   maybe_check_heap();
   void* p = h != nullptr ? h->malloc_refill(size_class) : nullptr;
-  purger::maybe_start();  // a refill may retire pages; the purger starts outside heap locks
+  purger::maybe_start();  // opt-in; here no allocator lock is held, and never from free
   if (p == nullptr) errno = ENOMEM;
   return p;
 }
@@ -65,6 +65,7 @@ void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept {
   void* p = nullptr;
   if (huge::wants(n)) p = huge::allocate(n, alignment < 16 ? 16 : alignment);
   if (p == nullptr) p = alloc_large(n, alignment, zero);
+  purger::maybe_start();  // opt-in; here no allocator lock is held, and never from free
   if (p == nullptr) errno = ENOMEM;
   return p;
 }

@@ -58,18 +58,22 @@ MALLARD_API int mallard_mallopt(int param, int value) noexcept {
     case M_MMAP_THRESHOLD:
       if (value < 0 || static_cast<std::size_t>(value) > huge::kDynamicThresholdMax) return 0;
       o.mmap_threshold = value;
-      o.mmap_threshold_fixed = true;
+      o.dynamic_threshold_off = true;
       api::refresh_small_limit();
       return 1;
     case M_MMAP_MAX:
       if (value < 0) return 0;
       o.mmap_max = value;
+      o.dynamic_threshold_off = true;
       return 1;
     case M_TRIM_THRESHOLD:
-      o.trim_threshold = value < 0 ? 0 : value;
+      // As glibc, which stores the int in a size_t: a negative value means "never trim".
+      o.trim_threshold = value < 0 ? -1 : value;
+      o.dynamic_threshold_off = true;
       return 1;
     case M_TOP_PAD:
       o.top_pad = value < 0 ? 0 : value;
+      o.dynamic_threshold_off = true;
       return 1;
     case M_MXFAST:
     case M_PERTURB:

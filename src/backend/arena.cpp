@@ -298,6 +298,7 @@ void Arena::set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t c
 Span* Arena::alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanKind kind,
                                bool* zeroed) {
   if (align_pages == 0) align_pages = 1;
+  tick_locked();  // dirty spans age on every call that reaches the arena
   Span* s = nullptr;
   for (int attempt = 0; attempt < 2 && s == nullptr; ++attempt) {
     s = find_fit_locked(kDirty, pages, align_pages);
@@ -325,28 +326,36 @@ Span* Arena::alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanK
 
 void Arena::free_span_locked(Span* s) {
   return_span_locked(s);
-  std::uint64_t now = os::now_ms();
-  if (now >= next_decay_ms_ && dirty_bytes_ != 0) decay_locked(now, false);
-  // Bound the dirty memory: under a fast churn of big blocks, decay_ms alone lets freed spans
-  // pile up faster than they age.
-  std::size_t limit = dirty_limit();
-  std::size_t guard = stats_.free_spans + 1;
-  while (dirty_bytes_ > limit && age_head_ != nullptr && guard-- != 0) purge_span_locked(age_head_);
+  tick_locked();
+  enforce_dirty_budget_locked();
 }
 
-std::size_t Arena::dirty_limit() const {
-  long fixed = config::options().dirty_max;
-  if (fixed > 0) return static_cast<std::size_t>(fixed);
-  // glibc keeps free memory at the top of its heap up to its trim threshold, which follows the
-  // dynamic mmap threshold at twice its value: the same rule here, with a floor, and room for a
-  // quarter of what the arena has in use. (bench `large`: a fixed 16 MiB bound costs 2.7 s of
-  // page faults, 64 MiB 1.5 s at glibc's RSS, none at all 1.0 s at 2.3x the RSS.)
-  std::size_t limit = kMinDirtyLimit;
-  std::size_t by_threshold = 2 * static_cast<std::size_t>(config::options().mmap_threshold);
-  std::size_t by_activity = (stats_.small_pages + stats_.large) / 4;
-  if (by_threshold > limit) limit = by_threshold;
-  if (by_activity > limit) limit = by_activity;
-  return limit;
+void Arena::tick_locked() {
+  if (dirty_bytes_ == 0) return;
+  std::uint64_t now = os::now_ms();
+  if (now >= next_decay_ms_) decay_locked(now, false);
+}
+
+std::size_t Arena::dirty_budget() const {
+  const config::Options& o = config::options();
+  if (o.dirty_max > 0) return static_cast<std::size_t>(o.dirty_max);
+  // glibc trims the top of a heap once more than M_TRIM_THRESHOLD is free there; the threshold
+  // follows twice the dynamic mmap threshold (128 KiB to 64 MiB). Here it bounds all the free
+  // memory an arena keeps resident, wherever it lies. A negative value (mallopt(M_TRIM_THRESHOLD,
+  // -1), glibc's "never trim") leaves dirty memory to decay alone.
+  if (o.trim_threshold < 0) return SIZE_MAX;
+  std::size_t budget = static_cast<std::size_t>(o.trim_threshold);
+  // A busy arena may keep a quarter of what it has in use: programs that free and reallocate
+  // at once must not page-fault on every reuse (bench `large`, docs/design.md).
+  std::size_t by_activity = (stats_.small_pages + stats_.large) / kActiveShareDivisor;
+  return by_activity > budget ? by_activity : budget;
+}
+
+void Arena::enforce_dirty_budget_locked() {
+  std::size_t budget = dirty_budget();
+  std::size_t guard = stats_.free_spans + 1;  // a failed purge re-queues a span: stop after a lap
+  while (dirty_bytes_ > budget && age_head_ != nullptr && guard-- != 0)
+    purge_span_locked(age_head_);
 }
 
 void Arena::return_span_locked(Span* s) {
@@ -366,10 +375,7 @@ void Arena::return_span_locked(Span* s) {
   std::uint64_t now = os::now_ms();
   Span* f = make_free_locked(seg, first, count, kDirty, now, false);
   f = coalesce_locked(seg, f, kDirty);
-  long trim = config::options().trim_threshold;
-  if (decay_ms() == 0 || (trim > 0 && f->bytes() >= static_cast<std::size_t>(trim))) {
-    purge_span_locked(f);
-  }
+  if (decay_ms() == 0) purge_span_locked(f);
 }
 
 bool Arena::shrink_span_locked(Span* s, std::size_t new_pages) {
@@ -384,7 +390,9 @@ bool Arena::shrink_span_locked(Span* s, std::size_t new_pages) {
   seg->free_pages += tail;
   Span* f = make_free_locked(seg, first + static_cast<std::uint32_t>(new_pages), tail, kDirty,
                              os::now_ms(), false);
-  coalesce_locked(seg, f, kDirty);
+  f = coalesce_locked(seg, f, kDirty);
+  if (decay_ms() == 0) purge_span_locked(f);
+  enforce_dirty_budget_locked();
   return true;
 }
 
@@ -425,7 +433,11 @@ void Arena::purge_span_locked(Span* s) {
   }
   Span* f =
       make_free_locked(seg, first, count, kPurged, os::now_ms(), kind == os::PurgeKind::kDontNeed);
-  coalesce_locked(seg, f, kPurged);
+  f = coalesce_locked(seg, f, kPurged);
+  // The segment is now entirely free and purged: its page entries (128 bytes per page, 128 KiB
+  // per 4 MiB) were written while it was used and are resident; give them back now, since no
+  // later call may come to do it (the segment itself is released by a decay pass or a trim).
+  if (f->page_count == seg->data_pages()) purge_segment_metadata_locked(seg);
 }
 
 std::size_t Arena::decay_locked(std::uint64_t now, bool force) {
@@ -524,6 +536,7 @@ bool Arena::release_abandoned_if_empty_locked(Span* page) {
   unlink_abandoned_locked(page);
   page->thread_free.store(0, std::memory_order_relaxed);
   return_span_locked(page);  // no decay tick: this runs inside the decay loop too
+  enforce_dirty_budget_locked();
   return true;
 }
 

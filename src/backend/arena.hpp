@@ -43,7 +43,8 @@ class Arena {
   // from fresh memory; marked with `kind` (kSpanSmall or kSpanLarge). *zeroed tells whether its
   // contents are known to be zero. nullptr when the OS refuses memory.
   Span* alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanKind kind, bool* zeroed);
-  // Returns an in-use span to the span heap (coalescing; purging at once if so configured).
+  // Returns an in-use span to the span heap (coalescing), then applies the purge policy: decay
+  // of old dirty spans if due, and the dirty budget (purging the oldest beyond it).
   void free_span_locked(Span* s);
   // Large-block resizing in place: shrink gives the tail back; grow takes free pages after the
   // span. Both return false if impossible.
@@ -66,14 +67,21 @@ class Arena {
   bool decay_due(std::uint64_t now_ms) const {
     return dirty_bytes_ != 0 && now_ms >= next_decay_ms_;
   }
+  // Runs decay_locked if it is due: the aging that happens on the program's own calls.
+  void tick_locked();
 
   // Thread heaps attached to this arena (glibc hands an arena no thread uses to a new thread
   // before it creates or shares one).
   std::atomic<unsigned>& attached() { return attached_; }
 
-  // Dirty bytes beyond which the oldest dirty spans are purged at once (option dirty_max).
-  static constexpr std::size_t kMinDirtyLimit = 8u << 20;
-  std::size_t dirty_limit() const;
+  // The dirty budget: free bytes this arena keeps resident for reuse. Beyond it the oldest dirty
+  // spans are purged at once, inside the call that freed (docs/design.md, "The purge policy"):
+  // the trim threshold (option trim_threshold, glibc's M_TRIM_THRESHOLD, dynamic) or, when larger,
+  // a quarter of the bytes the arena has in use (option dirty_max overrides both).
+  std::size_t dirty_budget() const;
+  // Purges the oldest dirty spans until dirty_bytes() <= dirty_budget().
+  void enforce_dirty_budget_locked();
+  static constexpr std::size_t kActiveShareDivisor = 4;
 
   const ArenaStats& stats_locked() const { return stats_; }
   Segment* segments_locked() const { return segments_; }

@@ -82,11 +82,13 @@ void release(Segment* seg) {
   segment_map::remove(reinterpret_cast<std::uintptr_t>(seg), size);
   account(-static_cast<std::ptrdiff_t>(usable), -static_cast<std::ptrdiff_t>(size), -1);
   // glibc's dynamic threshold: freeing a block bigger than the threshold shows that such sizes
-  // are transient, so they should come from the heap next time.
+  // are transient, so they should come from the heap next time; the trim threshold (the arenas'
+  // dirty budget) follows at twice the value, so those blocks can be reused without faults.
   config::Options& o = config::options();
-  if (!o.mmap_threshold_fixed && usable > static_cast<std::size_t>(o.mmap_threshold) &&
+  if (!o.dynamic_threshold_off && usable > static_cast<std::size_t>(o.mmap_threshold) &&
       usable <= kDynamicThresholdMax) {
     o.mmap_threshold = static_cast<long>(usable);
+    o.trim_threshold = static_cast<long>(2 * usable);
   }
   os::unmap(seg, size);
 }

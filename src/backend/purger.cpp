@@ -1,8 +1,8 @@
-// purger.cpp: the purger thread and the decay pass over all arenas.
+// purger.cpp: the opt-in purger thread and the decay pass over all arenas.
 #include "backend/purger.hpp"
 
 #include <pthread.h>
-#include <time.h>
+#include <signal.h>
 
 #include <atomic>
 
@@ -14,23 +14,16 @@
 namespace mallard::purger {
 namespace {
 
-std::atomic<int> g_state{0};  // 0 not started, 1 starting or running
+std::atomic<int> g_state{0};  // 0 not started, 1 starting or running (or failed to start)
 
 void* purger_main(void*) {
   while (true) {
     long d = config::options().decay_ms;
     long period = d / 2 < 10 ? 10 : d / 2;
-    timespec ts{period / 1000, (period % 1000) * 1000000};
-    nanosleep(&ts, nullptr);
+    os::sleep_ms(static_cast<std::uint64_t>(period));
     run_decay_pass(false);
   }
   return nullptr;
-}
-
-std::size_t total_dirty() {
-  std::size_t sum = 0;
-  arenas::for_each([&](unsigned, Arena* a) { sum += a->dirty_bytes(); });
-  return sum;
 }
 
 }  // namespace
@@ -47,19 +40,23 @@ std::size_t run_decay_pass(bool force) {
 }
 
 void maybe_start() {
-  if (g_state.load(std::memory_order_relaxed) != 0) return;
-  if (!config::options().background_purge || total_dirty() < kStartDirtyBytes) return;
+  if (g_state.load(std::memory_order_relaxed) != 0 || !config::options().background_purge) return;
   int expected = 0;
+  // Set before pthread_create, whose own allocations come back here and must not start another.
   if (!g_state.compare_exchange_strong(expected, 1)) return;
   pthread_attr_t attr;
-  pthread_attr_init(&attr);
+  if (pthread_attr_init(&attr) != 0) return;
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 64 * 1024);
+  // The thread is born with every signal blocked: a signal the program sends to itself, or one it
+  // blocks in its own threads to sigwait for it, must never be delivered to Mallard's thread.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_attr_setsigmask_np(&attr, &all);
   pthread_t thread;
-  if (pthread_create(&thread, &attr, purger_main, nullptr) != 0) {
-    // Could not start (resource limits): stay in state 1 so we do not retry on every free;
-    // purging still happens on the allocator's own slow paths and malloc_trim.
-  }
+  // On failure (resource limits, a seccomp filter) stay in state 1: no retry on every call; decay
+  // still runs on the program's own calls and in malloc_trim.
+  (void)pthread_create(&thread, &attr, purger_main, nullptr);
   pthread_attr_destroy(&attr);
 }
 

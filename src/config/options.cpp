@@ -122,7 +122,6 @@ void apply_glibc_tunables(Options& o) {
       for (const auto& m : kMap) {
         if (std::strlen(m.tunable) == name_len && std::strncmp(t, m.tunable, name_len) == 0) {
           set_option(o, m.key, std::strlen(m.key), eq + 1, len - name_len - 1);
-          if (std::strcmp(m.key, "mmap_threshold") == 0) o.mmap_threshold_fixed = true;
         }
       }
     }
@@ -134,6 +133,11 @@ void apply_glibc_tunables(Options& o) {
 }  // namespace
 
 constinit Options g_options;
+
+bool freezes_dynamic_threshold(const char* key) {
+  return std::strcmp(key, "mmap_threshold") == 0 || std::strcmp(key, "trim_threshold") == 0 ||
+         std::strcmp(key, "top_pad") == 0 || std::strcmp(key, "mmap_max") == 0;
+}
 
 const OptionInfo* option_table(std::size_t* count) {
   *count = sizeof kTable / sizeof kTable[0];
@@ -147,7 +151,7 @@ bool set_option(Options& o, const char* key, std::size_t key_len, const char* va
   long v = 0;
   if (!parse_value(kTable[i], value, value_len, &v)) return false;
   *field(o, static_cast<std::size_t>(i)) = v;
-  if (std::strcmp(kTable[i].name, "mmap_threshold") == 0) o.mmap_threshold_fixed = true;
+  if (freezes_dynamic_threshold(kTable[i].name)) o.dynamic_threshold_off = true;
   return true;
 }
 

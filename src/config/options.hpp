@@ -14,7 +14,10 @@ struct Options {
 #define X(name, kind, def, enums, doc) long name = def;
 #include "config/options.inc"
 #undef X
-  bool mmap_threshold_fixed = false;  // set explicitly: no dynamic raising
+  // glibc's no_dyn_threshold: set when mmap_threshold, trim_threshold, top_pad or mmap_max is
+  // set explicitly (option, MALLOC_*_ variable, tunable or mallopt); the dynamic mmap threshold
+  // (and the trim threshold that follows it) then stays where it is.
+  bool dynamic_threshold_off = false;
 };
 
 struct OptionInfo {
@@ -37,6 +40,9 @@ const OptionInfo* option_table(std::size_t* count);
 // Parses one value for an option. Returns false for an unknown key or a bad value.
 bool set_option(Options& o, const char* key, std::size_t key_len, const char* value,
                 std::size_t value_len);
+// Whether setting `key` turns the dynamic mmap threshold off (glibc: M_MMAP_THRESHOLD,
+// M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX, however they are set).
+bool freezes_dynamic_threshold(const char* key);
 // Reads an option by name (-1 if unknown).
 long get_option(const Options& o, const char* key);
 

@@ -5,7 +5,6 @@
 
 #include "backend/arena_registry.hpp"
 #include "backend/huge.hpp"
-#include "backend/purger.hpp"
 #include "backend/segment_map.hpp"
 #include "frontend/thread_heap.hpp"
 #include "os/fatal.hpp"
@@ -40,12 +39,9 @@ void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
   if (owner == nullptr &&
       thread_free_count(page->thread_free.load(std::memory_order_relaxed)) + 1 == page->used) {
     Arena* arena = segment_of_entry(page)->arena;
-    {
-      os::LockGuard guard(arena->lock());
-      push_remote(page, b, mark);
-      arena->release_abandoned_if_empty_locked(page);
-    }
-    purger::maybe_start();
+    os::LockGuard guard(arena->lock());
+    push_remote(page, b, mark);
+    arena->release_abandoned_if_empty_locked(page);
     return;
   }
   push_remote(page, b, mark);  // the page must not be touched after this: it may be gone
@@ -89,13 +85,10 @@ void free_slow(void* p, const char* call) {
       return;
     case BlockKind::kLarge: {
       Arena* arena = block.segment->arena;
-      {
-        os::LockGuard guard(arena->lock());
-        // Re-check under the lock: a racing double free must not free the span twice.
-        if (block.page->kind != kSpanLarge) os::report_bad_pointer(kDoubleFree, call, p);
-        arena->free_span_locked(block.page);
-      }
-      purger::maybe_start();  // only span frees make enough dirty memory to need the purger
+      os::LockGuard guard(arena->lock());
+      // Re-check under the lock: a racing double free must not free the span twice.
+      if (block.page->kind != kSpanLarge) os::report_bad_pointer(kDoubleFree, call, p);
+      arena->free_span_locked(block.page);
       return;
     }
     case BlockKind::kHuge:

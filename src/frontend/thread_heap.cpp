@@ -4,7 +4,6 @@
 #include "frontend/thread_heap.hpp"
 
 #include "backend/arena_registry.hpp"
-#include "backend/purger.hpp"
 #include "os/lock.hpp"
 
 namespace mallard {
@@ -133,8 +132,6 @@ void ThreadHeap::retire_page(unsigned c, Span* page) {
   Arena* a = arena_of(page);
   os::LockGuard guard(a->lock());
   a->free_span_locked(page);
-  // No purger start here: the heap's slow lock is held, and pthread_create allocates (its TLS
-  // vector), which would come back into this heap. The callers start it once unlocked.
 }
 
 void* ThreadHeap::pop_from(unsigned c, Span* page) {
@@ -209,11 +206,8 @@ void* ThreadHeap::malloc_refill(unsigned c) {
 }
 
 void ThreadHeap::page_emptied(Span* page) {
-  {
-    os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
-    page_emptied_locked(page);
-  }
-  purger::maybe_start();  // outside the lock: starting a thread allocates
+  os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
+  page_emptied_locked(page);
 }
 
 void ThreadHeap::page_emptied_locked(Span* page) {
@@ -225,15 +219,12 @@ void ThreadHeap::page_emptied_locked(Span* page) {
 }
 
 void ThreadHeap::free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark) {
-  {
-    os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
-    unsigned c = page->size_class;
-    queue_remove(full_[c], page);
-    page->flags = 0;
-    queue_push_back(avail_[c], page);
-    if (!push_local(page, b, mark)) page_emptied_locked(page);
-  }
-  purger::maybe_start();  // outside the lock: starting a thread allocates
+  os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
+  unsigned c = page->size_class;
+  queue_remove(full_[c], page);
+  page->flags = 0;
+  queue_push_back(avail_[c], page);
+  if (!push_local(page, b, mark)) page_emptied_locked(page);
 }
 
 std::size_t ThreadHeap::collect_all() {

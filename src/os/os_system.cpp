@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <sys/auxv.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,6 +92,13 @@ std::uint64_t now_ms() {
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
          static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+void sleep_ms(std::uint64_t ms) {
+  timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000};
+  // The raw system call: the libc wrapper is a cancellation point.
+  while (syscall(SYS_nanosleep, &ts, &ts) != 0 && errno == EINTR) {
+  }
 }
 
 std::size_t resident_bytes() {

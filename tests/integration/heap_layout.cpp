@@ -7,9 +7,11 @@
  *   huge_realloc       huge blocks grow and shrink with mremap, keeping their contents
  *   arena_cap          with MALLOC_ARENA_MAX=2, 6 concurrent threads share 2 arenas
  *   arena_affinity     the default cap is 8 x the CPUs this process may use (run under taskset)
- *   purger_from_pages  freeing small blocks retires pages until the purger thread starts.
+ *   purger_from_pages  with the opt-in purger (background_purge=1, set by CTest), allocating
+ *                      and freeing small blocks in volume while the purger thread starts.
  *                      Regression: it was started under the heap's slow-path lock, and
- *                      pthread_create's own calloc came back into that heap: a hang.
+ *                      pthread_create's own calloc came back into that heap: a hang. It now
+ *                      starts only on an allocation slow path, outside every lock.
  * Mallard's own figures come from mallard_get_stats, looked up with dlsym. */
 #include <pthread.h>
 #include <sched.h>

@@ -153,13 +153,82 @@ TEST_F(ArenaTest, DirtyMemoryIsBounded) {
     EXPECT_LE(stats().dirty, std::size_t{1} << 20);
   }
   EXPECT_GT(stats().purge_calls, 0u);
+}
+
+// The purge policy (docs/design.md): beyond the trim threshold the oldest dirty span is purged
+// inside the free that crossed it; the newer ones stay dirty for reuse.
+TEST_F(ArenaTest, BudgetIsTheTrimThresholdAndPurgesOldestFirst) {
+  config::options().decay_ms = 100000;
   config::options().dirty_max = 0;
+  config::options().trim_threshold = 128 << 10;
+  Span* a = alloc(16);  // 64 KiB each, kept apart by live one-page spans so none coalesce
+  Span* sep1 = alloc(1);
+  Span* b = alloc(16);
+  Span* sep2 = alloc(1);
+  Span* c = alloc(16);
+  Span* sep3 = alloc(1);
+  ASSERT_TRUE(a && b && c && sep1 && sep2 && sep3);
   {
     os::LockGuard g(arena_->lock());
-    EXPECT_GE(arena_->dirty_limit(), Arena::kMinDirtyLimit);
-    EXPECT_GE(arena_->dirty_limit(),
-              2 * static_cast<std::size_t>(config::options().mmap_threshold));
+    EXPECT_EQ(arena_->dirty_budget(), std::size_t{128} << 10);
   }
+  free_span(a);
+  free_span(b);
+  EXPECT_EQ(stats().dirty, std::size_t{128} << 10);  // at the budget: all kept
+  EXPECT_EQ(a->state, kDirty);
+  free_span(c);  // past it: the oldest (a) goes
+  EXPECT_EQ(stats().dirty, std::size_t{128} << 10);
+  EXPECT_EQ(a->kind, kSpanFree);
+  EXPECT_EQ(a->state, kPurged);
+  EXPECT_EQ(b->state, kDirty);
+  EXPECT_EQ(c->state, kDirty);
+  free_span(sep1);
+  free_span(sep2);
+  free_span(sep3);
+}
+
+TEST_F(ArenaTest, BudgetFollowsTheArenaActivityAndNegativeTrimMeansNone) {
+  config::options().dirty_max = 0;
+  config::options().trim_threshold = 128 << 10;
+  Span* big = alloc(16384);  // 64 MiB in use: a quarter of it may stay dirty
+  ASSERT_NE(big, nullptr);
+  {
+    os::LockGuard g(arena_->lock());
+    EXPECT_EQ(arena_->dirty_budget(), (std::size_t{64} << 20) / Arena::kActiveShareDivisor);
+  }
+  config::options().trim_threshold = -1;  // mallopt(M_TRIM_THRESHOLD, -1): never trim
+  {
+    os::LockGuard g(arena_->lock());
+    EXPECT_EQ(arena_->dirty_budget(), SIZE_MAX);
+  }
+  config::options().dirty_max = 3 << 20;  // dirty_max replaces the automatic budget
+  {
+    os::LockGuard g(arena_->lock());
+    EXPECT_EQ(arena_->dirty_budget(), std::size_t{3} << 20);
+  }
+  free_span(big);
+}
+
+// With no thread, dirty spans within the budget age on the program's later calls.
+TEST_F(ArenaTest, DirtySpansAgeOnLaterCalls) {
+  config::options().decay_ms = 30;
+  config::options().dirty_max = 0;
+  config::options().trim_threshold = 64 << 20;
+  Span* keep = alloc(1);
+  Span* a = alloc(32);
+  Span* sep = alloc(1);
+  ASSERT_TRUE(keep && a && sep);
+  free_span(a);
+  EXPECT_EQ(stats().dirty, std::size_t{32} * os::kPageSize);
+  std::size_t purges = stats().purge_calls;
+  os::sleep_ms(60);
+  Span* other = alloc(2);  // any call that reaches the arena runs the decay that is due
+  ASSERT_NE(other, nullptr);
+  EXPECT_GT(stats().purge_calls, purges);
+  EXPECT_EQ(stats().dirty, 0u);
+  free_span(other);
+  free_span(sep);
+  free_span(keep);
 }
 
 TEST_F(ArenaTest, RandomOperationsKeepEveryInvariant) {

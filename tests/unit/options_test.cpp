@@ -26,7 +26,7 @@ TEST(Options, ParsesSizesCountsEnumsAndBooleans) {
   Options o;
   apply_option_string(o, "mmap_threshold=1m,arena_max=3,purge=free,heap_source=mmap,verbose=true");
   EXPECT_EQ(o.mmap_threshold, 1 << 20);
-  EXPECT_TRUE(o.mmap_threshold_fixed);
+  EXPECT_TRUE(o.dynamic_threshold_off);
   EXPECT_EQ(o.arena_max, 3);
   EXPECT_EQ(o.purge, 1);
   EXPECT_EQ(o.heap_source, 1);
@@ -77,7 +77,7 @@ TEST(Options, GlibcEnvironmentVariablesAndTunables) {
   load_options_from_environment(o);
   EXPECT_EQ(o.arena_max, 2);
   EXPECT_EQ(o.mmap_threshold, 65536);
-  EXPECT_TRUE(o.mmap_threshold_fixed);
+  EXPECT_TRUE(o.dynamic_threshold_off);
   EXPECT_EQ(o.decay_ms, 7);
   unsetenv("MALLOC_ARENA_MAX");
   unsetenv("GLIBC_TUNABLES");
