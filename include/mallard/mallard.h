@@ -77,7 +77,9 @@ typedef struct mallard_stats {
   size_t arenas;              /* arenas created */
   size_t arena_max;           /* cap on arenas */
   size_t threads_live;        /* thread heaps in use */
-  size_t abandoned_pages;     /* small pages of exited threads waiting for adoption */
+  size_t abandoned_pages;     /* small pages of exited threads waiting for adoption (and, in a
+                                 forked child, pages of the parent's other threads, freed into
+                                 but never allocated from) */
   size_t threads_total;       /* thread heaps ever created */
   size_t segments;            /* segments mapped */
   size_t mmap_threshold;      /* current huge threshold (moves dynamically) */

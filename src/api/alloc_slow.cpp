@@ -36,10 +36,13 @@ void maybe_check_heap() {
     stats::check_heap();
 }
 
+// The calling thread's heap, attached on its first allocation. A thread whose heap was torn down
+// at its exit (g_exited_heap: a later pthread key destructor is allocating) gets none: a heap
+// attached now would outlive the thread.
 ThreadHeap* current_heap() {
   ensure_initialized();
   ThreadHeap* h = tl_heap;
-  if (h->is_sentinel()) h = heap_registry::attach_current_thread();
+  if (h->is_sentinel() && h != &g_exited_heap) h = heap_registry::attach_current_thread();
   return h;
 }
 
@@ -48,7 +51,9 @@ ThreadHeap* current_heap() {
 void* malloc_small_slow(unsigned size_class) noexcept {
   ThreadHeap* h = current_heap();
   maybe_check_heap();
-  void* p = h != nullptr ? h->malloc_refill(size_class) : nullptr;
+  void* p = h == nullptr          ? nullptr
+            : h == &g_exited_heap ? heap_registry::late_malloc_small(size_class)
+                                  : h->malloc_refill(size_class);
   purger::maybe_start();  // opt-in; here no allocator lock is held, and never from free
   if (p == nullptr) errno = ENOMEM;
   return p;

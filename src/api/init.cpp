@@ -1,13 +1,21 @@
-// init.cpp: initialisation (options, free-list key, arenas, thread-exit key) and fork handling.
-// Fork: the prepare handler takes every allocator lock so no other thread is inside the heap
-// when the child is made; the child resets the locks and reclaims the heaps of the threads that
-// did not survive.
+// init.cpp: initialisation (options, free-list key, arenas, thread-exit key) and the fork
+// protocol (docs/design.md, "Fork and thread exit"). Owns the fork handlers; never allocates.
+//
+// Fork, in a multi-threaded process: the prepare handler takes glibc's stdio list lock, then every
+// allocator lock (heap registry, every heap's slow-path lock, every arena, the metadata pool), and
+// names the calling thread the fork holder (os/lock.hpp): until the parent or child handler runs,
+// that thread's own lock calls do nothing, so the program's fork handlers that run inside this
+// window, in whatever order they were registered around ours, may allocate and free. The child
+// resets the locks and quarantines the pages of the threads it does not have. In a single-threaded
+// process nothing is locked (as glibc's malloc): no other thread can be inside the allocator, and
+// a fork from a signal handler that interrupted malloc must not wait for a lock its own thread
+// holds.
 #include "api/init.hpp"
 
-#include "api/alloc_inline.hpp"
-
 #include <pthread.h>
+#include <sys/single_threaded.h>
 
+#include "api/alloc_inline.hpp"
 #include "backend/arena_registry.hpp"
 #include "backend/meta_pool.hpp"
 #include "backend/purger.hpp"
@@ -17,6 +25,14 @@
 #include "os/lock.hpp"
 #include "os/os.hpp"
 
+// glibc's stdio list lock (exported by libc.so.6 since 2.2.5; weak, so a libc without them only
+// loses the ordering). glibc's fork takes it after the prepare handlers and before its own malloc
+// locks; a thread holding a FILE lock may be waiting for an allocator lock (getline's realloc),
+// so the allocator's locks must come after it here too. In the child glibc re-initialises it.
+extern "C" void _IO_list_lock() __attribute__((weak));
+extern "C" void _IO_list_unlock() __attribute__((weak));
+extern "C" void _IO_list_resetlock() __attribute__((weak));
+
 namespace mallard::api {
 
 std::atomic<int> g_init_state{0};
@@ -24,27 +40,56 @@ std::atomic<int> g_init_state{0};
 namespace {
 
 os::SpinLock g_init_lock;
+std::atomic<bool> g_handlers_registered{false};
+
+// What the prepare handler did, for the parent and child handlers (read by the same thread, or
+// by its copy in the child).
+enum class ForkMode : int { kNothing, kLocked };
+ForkMode g_fork_mode = ForkMode::kNothing;
+
+bool process_is_single_threaded() {
+  if (__libc_single_threaded) return true;  // no thread was ever created
+  return os::thread_count() == 1;           // all of them have exited (-1: unknown, so lock)
+}
 
 void before_fork() {
+  g_fork_mode = ForkMode::kNothing;
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
-  heap_registry::lock();
+  if (os::in_fork_window()) return;  // a fork from inside another fork's handlers: hold on
+  if (process_is_single_threaded()) return;
+  if (_IO_list_lock != nullptr) _IO_list_lock();
+  heap_registry::lock_for_fork();
   arenas::lock_all();
-  meta_pool().lock().lock();
+  meta_pool().lock().lock_for_fork();
+  os::g_fork_holder.store(static_cast<unsigned long>(pthread_self()), std::memory_order_relaxed);
+  g_fork_mode = ForkMode::kLocked;
 }
 
 void after_fork_parent() {
-  if (g_init_state.load(std::memory_order_acquire) != 2) return;
-  meta_pool().lock().unlock();
+  if (g_fork_mode != ForkMode::kLocked) return;
+  g_fork_mode = ForkMode::kNothing;
+  os::g_fork_holder.store(0, std::memory_order_relaxed);
+  meta_pool().lock().unlock_for_fork();
   arenas::unlock_all();
-  heap_registry::unlock();
+  heap_registry::unlock_for_fork();
+  if (_IO_list_unlock != nullptr) _IO_list_unlock();
 }
 
 void after_fork_child() {
-  if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  if (g_fork_mode != ForkMode::kLocked) return;
+  g_fork_mode = ForkMode::kNothing;
+  os::g_fork_holder.store(0, std::memory_order_relaxed);
   meta_pool().lock().reset_in_child();
   arenas::reset_locks_in_child();
   purger::reset_in_child();
   heap_registry::reclaim_in_child(tl_heap);
+  if (_IO_list_resetlock != nullptr) _IO_list_resetlock();
+}
+
+void register_fork_handlers() {
+  bool expected = false;
+  if (g_handlers_registered.compare_exchange_strong(expected, true))
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
 }  // namespace
@@ -65,7 +110,14 @@ void initialize_slow() {
     }
   }
   // Outside the lock: pthread_atfork may itself allocate.
-  if (first) pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  if (first) register_fork_handlers();
+}
+
+// At load time, before the program's constructors where the loader allows: our prepare handler
+// then runs after those registered later (prepare handlers run last-registered first). The fork
+// holder makes any other order safe as well.
+__attribute__((constructor(101))) static void initialize_at_load() {
+  ensure_initialized();
 }
 
 }  // namespace mallard::api

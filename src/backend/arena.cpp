@@ -101,8 +101,9 @@ bool Arena::grow_locked(std::size_t pages) {
   Segment* seg = map_segment_locked(bytes);
   if (seg == nullptr) return false;
   seg->free_pages = seg->data_pages();
-  // Fresh memory is zero and not yet resident: it starts in the purged state.
-  make_free_locked(seg, seg->first_data_page, seg->data_pages(), kPurged, os::now_ms(), true);
+  // Fresh memory is zero and not yet resident: it starts in the purged state (purged at time 0:
+  // never used, so taking it is no evidence of a purge wanted back).
+  make_free_locked(seg, seg->first_data_page, seg->data_pages(), kPurged, 0, true);
   return true;
 }
 
@@ -298,7 +299,6 @@ void Arena::set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t c
 Span* Arena::alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanKind kind,
                                bool* zeroed) {
   if (align_pages == 0) align_pages = 1;
-  tick_locked();  // dirty spans age on every call that reaches the arena
   Span* s = nullptr;
   for (int attempt = 0; attempt < 2 && s == nullptr; ++attempt) {
     s = find_fit_locked(kDirty, pages, align_pages);
@@ -312,6 +312,7 @@ Span* Arena::alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanK
   bool was_zero = s->zeroed != 0;
   std::uint64_t freed_at = s->freed_at_ms;
   unlink_free_locked(s);
+  if (state == kPurged && freed_at != 0) learn_from_reuse_locked(freed_at, pages);
   std::uint32_t at = first;
   std::size_t align_bytes = align_pages * os::kPageSize;
   while ((reinterpret_cast<std::uintptr_t>(seg->page_address(at)) & (align_bytes - 1)) != 0) ++at;
@@ -321,6 +322,9 @@ Span* Arena::alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanK
     make_free_locked(seg, used_end, first + count - used_end, state, freed_at, was_zero);
   set_in_use_locked(seg, at, static_cast<std::uint32_t>(pages), kind);
   *zeroed = was_zero;
+  // Dirty spans age on every call that reaches the arena; after the span is taken, so that a
+  // dirty span this call could use is not purged first.
+  tick_locked();
   return &seg->pages()[at];
 }
 
@@ -348,7 +352,19 @@ std::size_t Arena::dirty_budget() const {
   // A busy arena may keep a quarter of what it has in use: programs that free and reallocate
   // at once must not page-fault on every reuse (bench `large`, docs/design.md).
   std::size_t by_activity = (stats_.small_pages + stats_.large) / kActiveShareDivisor;
-  return by_activity > budget ? by_activity : budget;
+  if (by_activity > budget) budget = by_activity;
+  // Or what the arena learnt, when more: bytes it purged and had to fault back in at once
+  // (learn_from_reuse_locked).
+  return reuse_boost_ > budget ? reuse_boost_ : budget;
+}
+
+void Arena::learn_from_reuse_locked(std::uint64_t purged_at_ms, std::size_t pages) {
+  // Memory purged and wanted again within a second: the purge cost a system call and the reuse
+  // costs page faults, for nothing. The budget grows by what was wanted back (thread churn: each
+  // exiting thread's pages are what the next thread takes).
+  if (os::now_ms() - purged_at_ms >= kReuseWindowMs) return;
+  reuse_boost_ += pages * os::kPageSize;
+  if (reuse_boost_ > kMaxReuseBoost) reuse_boost_ = kMaxReuseBoost;
 }
 
 void Arena::enforce_dirty_budget_locked() {
@@ -445,12 +461,17 @@ std::size_t Arena::decay_locked(std::uint64_t now, bool force) {
   std::uint64_t delay = decay_ms();
   std::size_t guard = stats_.free_spans + 1;  // a failed purge re-queues a span: stop after a lap
   while (age_head_ != nullptr && guard-- != 0 && (force || age_head_->freed_at_ms + delay <= now)) {
-    released += age_head_->bytes();
+    std::size_t bytes = age_head_->bytes();
+    released += bytes;
+    // Dirty memory that aged unused was kept for nothing: the learnt part of the budget shrinks.
+    reuse_boost_ = reuse_boost_ > bytes ? reuse_boost_ - bytes : 0;
     purge_span_locked(age_head_);
   }
-  // Abandoned pages whose blocks have all come back by remote frees go back to the span heap.
-  for (unsigned c = 0; c < kClassCount; ++c) {
-    for (Span* page = abandoned_[c]; page != nullptr;) {
+  if (force) reuse_boost_ = 0;
+  // Abandoned and quarantined pages whose blocks have all come back by remote frees go back to
+  // the span heap.
+  for (unsigned c = 0; c <= kClassCount; ++c) {
+    for (Span* page = c < kClassCount ? abandoned_[c] : quarantined_; page != nullptr;) {
       Span* next = page->next;
       std::size_t bytes = page->bytes();
       if (release_abandoned_if_empty_locked(page)) released += bytes;
@@ -529,11 +550,31 @@ void Arena::unlink_abandoned_locked(Span* page) {
   --stats_.abandoned_pages;
 }
 
+void Arena::quarantine_page_locked(Span* page) {
+  page->flags = kSpanQuarantined;
+  page->prev = nullptr;
+  page->next = quarantined_;
+  if (quarantined_ != nullptr) quarantined_->prev = page;
+  quarantined_ = page;
+  ++stats_.quarantined_pages;
+}
+
 bool Arena::release_abandoned_if_empty_locked(Span* page) {
-  if ((page->flags & kSpanAbandoned) == 0) return false;  // adopted meanwhile
+  if ((page->flags & (kSpanAbandoned | kSpanQuarantined)) == 0) return false;  // adopted
   if (thread_free_count(page->thread_free.load(std::memory_order_acquire)) != page->used)
     return false;
-  unlink_abandoned_locked(page);
+  if (page->flags & kSpanQuarantined) {
+    if (page->prev != nullptr)
+      page->prev->next = page->next;
+    else
+      quarantined_ = page->next;
+    if (page->next != nullptr) page->next->prev = page->prev;
+    page->next = page->prev = nullptr;
+    page->flags = 0;
+    --stats_.quarantined_pages;
+  } else {
+    unlink_abandoned_locked(page);
+  }
   page->thread_free.store(0, std::memory_order_relaxed);
   return_span_locked(page);  // no decay tick: this runs inside the decay loop too
   enforce_dirty_budget_locked();

@@ -28,6 +28,7 @@ struct ArenaStats {
   std::size_t segments = 0;
   std::size_t purge_calls = 0;
   std::size_t abandoned_pages = 0;
+  std::size_t quarantined_pages = 0;
   std::size_t free_spans = 0;
 };
 
@@ -56,8 +57,13 @@ class Arena {
   Span* take_abandoned_locked(unsigned size_class);
   Span* abandoned_list_locked(unsigned size_class) { return abandoned_[size_class]; }
   void unlink_abandoned_locked(Span* page);
-  // If `page` is still abandoned and every one of its blocks has come back (remote frees), returns
-  // it to the span heap. Called by the thread whose remote free may have been the last one.
+  // Small pages of threads that do not exist in a forked child (ThreadHeap::quarantine_all):
+  // never adopted, released when their last block comes back.
+  void quarantine_page_locked(Span* page);
+  Span* quarantine_list_locked() { return quarantined_; }
+  // If `page` is still abandoned or quarantined and every one of its blocks has come back (remote
+  // frees), returns it to the span heap. Called by the thread whose remote free may have been the
+  // last one.
   bool release_abandoned_if_empty_locked(Span* page);
 
   // Purges dirty spans older than decay_ms (all of them if force), and releases segments that
@@ -82,6 +88,11 @@ class Arena {
   // Purges the oldest dirty spans until dirty_bytes() <= dirty_budget().
   void enforce_dirty_budget_locked();
   static constexpr std::size_t kActiveShareDivisor = 4;
+  // The learnt part of the budget: purged bytes taken again within kReuseWindowMs of their purge
+  // raise it (up to kMaxReuseBoost); dirty bytes that age out unused, and malloc_trim, lower it.
+  static constexpr std::uint64_t kReuseWindowMs = 1000;
+  static constexpr std::size_t kMaxReuseBoost = 16u << 20;
+  std::size_t reuse_boost() const { return reuse_boost_; }
 
   const ArenaStats& stats_locked() const { return stats_; }
   Segment* segments_locked() const { return segments_; }
@@ -89,6 +100,7 @@ class Arena {
 
  private:
   void return_span_locked(Span* s);  // free_span_locked without the decay tick
+  void learn_from_reuse_locked(std::uint64_t purged_at_ms, std::size_t pages);
   bool grow_locked(std::size_t pages);
   Segment* map_segment_locked(std::size_t bytes);
   void release_segment_locked(Segment* seg);
@@ -113,7 +125,9 @@ class Arena {
   Span* age_tail_ = nullptr;
   std::size_t dirty_bytes_ = 0;
   std::uint64_t next_decay_ms_ = 0;
+  std::size_t reuse_boost_ = 0;
   Span* abandoned_[kClassCount] = {};
+  Span* quarantined_ = nullptr;
   ArenaStats stats_;
 };
 

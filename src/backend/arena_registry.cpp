@@ -26,6 +26,9 @@ Arena* create(unsigned index) {
   if (mem == nullptr) return nullptr;
   a = new (mem) Arena();
   a->init(index, false);
+  // Created inside the fork window (by the fork holder, whose locks are all taken): locked like
+  // every other arena, so no other thread enters it before the fork and unlock_all releases it.
+  if (os::in_fork_window()) a->lock().lock_for_fork();
   g_arenas[index].store(a, std::memory_order_release);
   g_count.fetch_add(1, std::memory_order_relaxed);
   if (config::options().verbose)
@@ -81,7 +84,8 @@ Arena* assign() {
       if (a == nullptr) break;
     }
     // A contended arena is skipped, as glibc's reused_arena does with its try-lock.
-    if (!a->lock().is_locked() || tries + 1 == cap_now) {
+    // (Inside the fork window every arena is locked, by the caller itself: take the first.)
+    if (!a->lock().is_locked() || tries + 1 == cap_now || os::in_fork_window()) {
       a->attached().fetch_add(1);
       return a;
     }
@@ -105,19 +109,19 @@ Arena* uncontended(Arena* preferred) {
 }
 
 void lock_all() {
-  g_create_lock.lock();
+  g_create_lock.lock_for_fork();
   for (unsigned i = 0; i < kArenaLimit; ++i) {
     Arena* a = g_arenas[i].load(std::memory_order_acquire);
-    if (a != nullptr) a->lock().lock();
+    if (a != nullptr) a->lock().lock_for_fork();
   }
 }
 
 void unlock_all() {
   for (unsigned i = kArenaLimit; i-- > 0;) {
     Arena* a = g_arenas[i].load(std::memory_order_acquire);
-    if (a != nullptr) a->lock().unlock();
+    if (a != nullptr) a->lock().unlock_for_fork();
   }
-  g_create_lock.unlock();
+  g_create_lock.unlock_for_fork();
 }
 
 void reset_locks_in_child() {

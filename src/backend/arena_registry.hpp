@@ -40,6 +40,7 @@ void for_each(Fn fn) {
   }
 }
 
+// fork (api/init.cpp): every arena lock and the creation lock, whoever the fork holder is.
 void lock_all();
 void unlock_all();
 void reset_locks_in_child();

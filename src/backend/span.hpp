@@ -30,6 +30,9 @@ inline constexpr std::uint8_t kSpanInFullList = 1;
 // Set while a small page sits on its arena's abandoned list (its thread exited); changed only
 // under the arena's lock.
 inline constexpr std::uint8_t kSpanAbandoned = 2;
+// Set while a small page sits on its arena's quarantine (a forked child's page of a thread that
+// does not exist there): freed into, never allocated from; changed only under the arena's lock.
+inline constexpr std::uint8_t kSpanQuarantined = 4;
 
 struct FreeBlock {
   FreeBlock* next;
@@ -45,7 +48,7 @@ struct alignas(64) Span {
   std::uint32_t used;              // blocks handed out and not yet collected back
   std::uint32_t block_size;
   std::uint8_t kind;   // SpanKind
-  std::uint8_t flags;  // kSpanInFullList, kSpanAbandoned
+  std::uint8_t flags;  // kSpanInFullList, kSpanAbandoned, kSpanQuarantined
   std::uint8_t size_class;
   std::uint8_t state;  // SpanState, free spans
   std::uint32_t back;  // kSpanSmallPart / kSpanFreeTail: entries back to the first entry
@@ -62,7 +65,8 @@ struct alignas(64) Span {
   Span* prev;
   Span* age_next;  // free dirty spans: the arena's age list, oldest first
   Span* age_prev;
-  std::uint64_t freed_at_ms;
+  std::uint64_t freed_at_ms;  // free spans: dirty, when freed; purged, when purged (0: fresh from
+                              // the OS, never used)
 
   std::size_t bytes() const { return std::size_t{page_count} << 12; }
 };

@@ -34,19 +34,14 @@ void release(ThreadHeap* h) {
 void on_thread_exit(void* value) {
   auto* h = static_cast<ThreadHeap*>(value);
   if (h == nullptr || h->is_sentinel()) return;
-  tl_heap = &g_sentinel_heap;  // frees from later destructors take the remote path
+  // Allocations from later destructors take late_malloc_small; their frees the remote path.
+  tl_heap = &g_exited_heap;
   h->abandon_all();
   release(h);
 }
 
-}  // namespace
-
-bool init() {
-  return pthread_key_create(&g_exit_key, on_thread_exit) == 0;
-}
-
-ThreadHeap* attach_current_thread() {
-  Arena* arena = arenas::assign();
+// A heap record, from the pool or new, initialised for `arena` and counted live.
+ThreadHeap* take_record(Arena* arena) {
   ThreadHeap* h = nullptr;
   {
     os::LockGuard guard(g_lock);
@@ -63,18 +58,48 @@ ThreadHeap* attach_current_thread() {
     h->next_all = g_all;
     g_all = h;
     ++g_records;
+    // Created inside the fork window (by the fork holder): part of the locked set, so the
+    // parent's unlock and the child's reset treat it like every other heap.
+    if (os::in_fork_window()) h->slow_lock().lock_for_fork();
   }
   h->init(arena, false);
-  {
-    os::LockGuard guard(g_lock);
-    h->in_use = true;
-    h->id = g_next_id++;
-    ++g_live;
-    ++g_total;
+  os::LockGuard guard(g_lock);
+  h->in_use = true;
+  h->id = g_next_id++;
+  ++g_live;
+  ++g_total;
+  return h;
+}
+
+}  // namespace
+
+bool init() {
+  return pthread_key_create(&g_exit_key, on_thread_exit) == 0;
+}
+
+ThreadHeap* attach_current_thread() {
+  Arena* arena = arenas::assign();
+  ThreadHeap* h = take_record(arena);
+  if (h == nullptr) {
+    arenas::detach(arena);
+    return nullptr;
   }
   tl_heap = h;
   pthread_setspecific(g_exit_key, h);
   return h;
+}
+
+void* late_malloc_small(unsigned size_class) {
+  Arena* arena = arenas::assign();
+  ThreadHeap* h = take_record(arena);
+  if (h == nullptr) {
+    arenas::detach(arena);
+    return nullptr;
+  }
+  void* p = h->malloc_refill(size_class);
+  h->abandon_all();  // the block's page goes to the arena (abandoned while the block lives)
+  release(h);
+  return p;
 }
 
 Counts counts() {
@@ -82,11 +107,14 @@ Counts counts() {
   return {g_live, g_total, g_records};
 }
 
-void lock() {
-  g_lock.lock();
+void lock_for_fork() {
+  g_lock.lock_for_fork();
+  for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) h->slow_lock().lock_for_fork();
 }
-void unlock() {
-  g_lock.unlock();
+
+void unlock_for_fork() {
+  for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) h->slow_lock().unlock_for_fork();
+  g_lock.unlock_for_fork();
 }
 
 void reclaim_in_child(ThreadHeap* survivor) {
@@ -94,7 +122,7 @@ void reclaim_in_child(ThreadHeap* survivor) {
   for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) h->slow_lock().reset_in_child();
   for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) {
     if (h->in_use && h != survivor) {
-      h->abandon_all();
+      h->quarantine_all();
       release(h);
     }
   }

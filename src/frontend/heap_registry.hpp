@@ -22,11 +22,18 @@ struct Counts {
 };
 Counts counts();
 
-// fork: the registry lock, then every heap's slow-path lock (before the arena locks: the slow
-// paths take a heap lock, then an arena lock, never the other way).
-void lock();
-void unlock();
-// In the child after fork(): locks are reset and every heap but `survivor` is abandoned.
+// fork (api/init.cpp): the registry lock, then every heap's slow-path lock (before the arena
+// locks: the slow paths take a heap lock, then an arena lock, never the other way).
+void lock_for_fork();
+void unlock_for_fork();
+// In the child after fork(): locks are reset and every heap but `survivor` is given up; its pages
+// are quarantined (ThreadHeap::quarantine_all): their owners' lock-free fast paths may have been
+// cut in half by the fork, so the child never allocates from them again, only frees into them.
 void reclaim_in_child(ThreadHeap* survivor);
+
+// A late allocation: the calling thread's heap was already torn down (a pthread key destructor
+// that runs after Mallard's). Serves one small block from a heap attached for this call only and
+// given up at once; the thread stays without a heap, so nothing is left behind when it exits.
+void* late_malloc_small(unsigned size_class);
 
 }  // namespace mallard::heap_registry

@@ -11,6 +11,7 @@ namespace mallard {
 std::uintptr_t g_free_key = 0x5bd1e9955bd1e995ull;
 constinit Span g_empty_page{};
 constinit ThreadHeap g_sentinel_heap{SentinelTag{}};
+constinit ThreadHeap g_exited_heap{SentinelTag{}};
 constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) =
     &g_sentinel_heap;
 
@@ -70,6 +71,7 @@ void ThreadHeap::init(Arena* arena, bool sentinel) {
 bool ThreadHeap::collect(Span* page) {
   if (page->thread_free.load(std::memory_order_relaxed) != 0) {
     std::uint64_t word = page->thread_free.exchange(0, std::memory_order_acquire);
+    os::race_window(os::RaceWindow::kCollect);
     FreeBlock* list = thread_free_list(word);
     if (list != nullptr) {
       FreeBlock* tail = list;
@@ -95,8 +97,13 @@ bool ThreadHeap::extend(Span* page) {
         reinterpret_cast<FreeBlock*>(first + std::size_t{i + 1} * bs);
   }
   reinterpret_cast<FreeBlock*>(first + std::size_t{n - 1} * bs)->next = page->free;
-  page->free = reinterpret_cast<FreeBlock*>(first);
-  page->reserved += n;
+  // The carved count before the list that hands the blocks out, in that order for the compiler
+  // and the CPU: a fork between the two must not leave a child with blocks on the free list that
+  // `reserved` says are still uncarved (they would be carved and handed out again).
+  __atomic_store_n(&page->reserved, page->reserved + n, __ATOMIC_RELAXED);
+  std::atomic_thread_fence(std::memory_order_release);
+  os::race_window(os::RaceWindow::kExtendPublish);
+  __atomic_store_n(&page->free, reinterpret_cast<FreeBlock*>(first), __ATOMIC_RELAXED);
   return true;
 }
 
@@ -116,6 +123,7 @@ void ThreadHeap::init_page(Span* page, unsigned c) {
 
 void ThreadHeap::move_to_full(unsigned c, Span* page) {
   queue_remove(avail_[c], page);
+  os::race_window(os::RaceWindow::kQueueEdit);
   queue_push_back(full_[c], page);
   page->flags = kSpanInFullList;
   if (current_[c] == page) current_[c] = &g_empty_page;
@@ -190,6 +198,7 @@ void* ThreadHeap::malloc_refill(unsigned c) {
       adopted = arena_->take_abandoned_locked(c);
     }
     if (adopted != nullptr) {
+      os::race_window(os::RaceWindow::kAdopt);
       adopted->owner.store(this, std::memory_order_release);
       adopted->flags = 0;
       queue_push_front(avail_[c], adopted);
@@ -248,6 +257,26 @@ std::size_t ThreadHeap::collect_all() {
     }
   }
   return returned;
+}
+
+void ThreadHeap::quarantine_all() {
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    for (PageQueue* q : {&avail_[c], &full_[c]}) {
+      while (Span* s = q->first) {
+        queue_remove(*q, s);
+        Arena* a = arena_of(s);
+        os::LockGuard guard(a->lock());
+        s->owner.store(nullptr, std::memory_order_release);
+        // `used` may be off by the one block a cut fast path was handing out or taking back;
+        // either way that block is held by no thread of the child, so 0 means none is.
+        if (s->used == 0 && thread_free_count(s->thread_free.load(std::memory_order_acquire)) == 0)
+          a->free_span_locked(s);
+        else
+          a->quarantine_page_locked(s);
+      }
+    }
+    current_[c] = &g_empty_page;
+  }
 }
 
 void ThreadHeap::abandon_all() {

@@ -16,6 +16,7 @@
 #include "backend/size_class.hpp"
 #include "backend/span.hpp"
 #include "os/lock.hpp"
+#include "os/race_delay.hpp"
 
 namespace mallard {
 
@@ -48,6 +49,7 @@ class ThreadHeap {
     FreeBlock* b = page->free;
     if (__builtin_expect(b == nullptr, 0)) return nullptr;
     page->free = b->next;
+    os::race_window(os::RaceWindow::kPop);
     ++page->used;
     b->marker = 0;
     return b;
@@ -58,6 +60,7 @@ class ThreadHeap {
     b->next = page->free;
     b->marker = mark;
     page->free = b;
+    os::race_window(os::RaceWindow::kPush);
     return --page->used != 0;
   }
 
@@ -70,6 +73,11 @@ class ThreadHeap {
   [[gnu::noinline]] void free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark);
   // Gives every page back (empty ones to the arena, the others to the arena's abandoned list).
   void abandon_all();
+  // In a forked child, for a heap whose thread does not exist there: its pages' free lists and
+  // counts may be half-written (the fork cut its lock-free fast paths), so they are never
+  // allocated from again; pages with no block in use go back to the arena, the others to its
+  // quarantine, where frees still arrive and the page is released when its last block comes back.
+  void quarantine_all();
   // Collects remote frees on every page and returns every empty page, the current ones too
   // (malloc_trim: a kept page could pin a brk segment, and every segment under it).
   std::size_t collect_all();
@@ -120,6 +128,10 @@ class ThreadHeap {
 // the library uses, so dlopen works). Points at the sentinel heap until the thread's first
 // allocation slow path attaches a real one.
 extern ThreadHeap g_sentinel_heap;
+// What tl_heap points at once the thread's heap was torn down at thread exit: a sentinel too, so
+// allocations from later pthread key destructors take the slow path, which serves them without
+// attaching a heap the thread would keep (heap_registry::late_malloc_small).
+extern ThreadHeap g_exited_heap;
 extern thread_local constinit ThreadHeap* tl_heap __attribute__((tls_model("initial-exec")));
 
 // Pushes b onto page's remote list: the one atomic operation of a cross-thread free.
@@ -128,6 +140,7 @@ inline void push_remote(Span* page, FreeBlock* b, std::uintptr_t mark) {
   std::uint64_t old = page->thread_free.load(std::memory_order_relaxed);
   std::uint64_t desired;
   do {
+    os::race_window(os::RaceWindow::kRemotePush);
     b->next = thread_free_list(old);
     desired = (std::uint64_t{thread_free_count(old) + 1} << kThreadFreeCountShift) |
               reinterpret_cast<std::uintptr_t>(b);

@@ -1,15 +1,29 @@
 // lock.hpp: SpinLock, the one lock type of the allocator: a futex-backed mutex (3-state, Drepper's
 // "Futexes are tricky" design) that never allocates and can be re-initialised in a forked child.
 // Used only on slow paths (arenas, registries); the same-thread fast paths take no lock.
+// Also owns the fork holder: the thread that holds every allocator lock across fork(). While it
+// is set, that thread's own lock() and unlock() calls do nothing, so fork handlers that run inside
+// the fork window (the program's, in any order around Mallard's) may allocate and free.
 #pragma once
 
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 
 namespace mallard::os {
+
+// pthread_self() of the thread holding every lock for fork(), or 0. Written only by the fork
+// handlers (api/init.cpp): set after every lock is taken, cleared before they are released.
+extern std::atomic<unsigned long> g_fork_holder;  // os_system.cpp
+
+// Whether the calling thread is inside the fork window and holds every lock already.
+[[gnu::always_inline]] inline bool in_fork_window() {
+  unsigned long holder = g_fork_holder.load(std::memory_order_relaxed);
+  return holder != 0 && holder == static_cast<unsigned long>(pthread_self());
+}
 
 class SpinLock {
  public:
@@ -20,10 +34,19 @@ class SpinLock {
                                           std::memory_order_relaxed);
   }
   void lock() {
+    if (in_fork_window()) return;  // held for fork() by this very thread
     if (try_lock()) return;
     lock_slow();
   }
   void unlock() {
+    if (in_fork_window()) return;
+    if (state_.exchange(0, std::memory_order_release) == 2) wake();
+  }
+  // For the fork handlers only: take and release whatever the fork holder is.
+  void lock_for_fork() {
+    if (!try_lock()) lock_slow();
+  }
+  void unlock_for_fork() {
     if (state_.exchange(0, std::memory_order_release) == 2) wake();
   }
   // After fork() the child has one thread: the lock is made free whoever held it.

@@ -37,6 +37,8 @@ bool shrink_break(void* new_end);
 unsigned usable_cpu_count();
 // Monotonic milliseconds (coarse clock: cheap enough for slow paths).
 std::uint64_t now_ms();
+// Threads of this process (num_threads of /proc/self/stat), or -1 when /proc is unreadable.
+long thread_count();
 // Sleeps for `ms` milliseconds (a non-cancellable system call; resumes after signals).
 void sleep_ms(std::uint64_t ms);
 // Resident and peak resident bytes of this process (0 if /proc is unreadable).

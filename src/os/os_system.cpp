@@ -11,11 +11,16 @@
 
 #include <cstring>
 
+#include "os/lock.hpp"
 #include "os/os.hpp"
+#include "os/race_delay.hpp"
 
 extern char** environ;
 
 namespace mallard::os {
+
+constinit std::atomic<unsigned long> g_fork_holder{0};
+
 namespace {
 
 // Reads a small file into buf (NUL-terminated). Returns bytes read, or -1.
@@ -94,6 +99,21 @@ std::uint64_t now_ms() {
          static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
 }
 
+long thread_count() {
+  char buf[1024];
+  if (read_small_file("/proc/self/stat", buf, sizeof buf) <= 0) return -1;
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields restart after the
+  // last ')'. num_threads is field 20, the 18th after comm.
+  const char* s = std::strrchr(buf, ')');
+  if (s == nullptr) return -1;
+  for (int field = 2; field < 20; ++field) {
+    s = std::strchr(s + 1, ' ');
+    if (s == nullptr) return -1;
+  }
+  ++s;
+  return static_cast<long>(parse_u64(s));
+}
+
 void sleep_ms(std::uint64_t ms) {
   timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000};
   // The raw system call: the libc wrapper is a cancellation point.
@@ -146,5 +166,27 @@ const char* get_env(const char* name) {
   }
   return nullptr;
 }
+
+#ifdef MALLARD_RACE_DELAYS
+void race_window(RaceWindow w) {
+  static std::atomic<long> delay_us{-1};
+  static std::atomic<unsigned> calls[8];
+  long us = delay_us.load(std::memory_order_relaxed);
+  if (us < 0) {
+    const char* v = get_env("MALLARD_RACE_DELAY_US");
+    us = 0;
+    while (v != nullptr && *v >= '0' && *v <= '9') us = us * 10 + (*v++ - '0');
+    delay_us.store(us, std::memory_order_relaxed);
+  }
+  if (us == 0) return;
+  if (calls[static_cast<int>(w) & 7].fetch_add(1, std::memory_order_relaxed) % 8 != 0) return;
+  timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  do {
+    sched_yield();
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - start.tv_sec) * 1000000L + (now.tv_nsec - start.tv_nsec) / 1000 < us);
+}
+#endif
 
 }  // namespace mallard::os

@@ -206,6 +206,24 @@ std::size_t check_arena_locked(Arena* a) {
     }
   }
   CHECK(abandoned == st.abandoned_pages, "abandoned page count wrong", a);
+  // Quarantined pages (a forked child's pages of threads it does not have): their free lists and
+  // counts may be half-written by design, so only their links and remote-free lists are checked.
+  std::size_t quarantined = 0;
+  Span* prev = nullptr;
+  for (Span* p = a->quarantine_list_locked(); p != nullptr; prev = p, p = p->next) {
+    CHECK(++quarantined <= st.quarantined_pages, "quarantine longer than its count (cycle?)", a);
+    CHECK(p->prev == prev, "quarantine links broken", p->start);
+    CHECK(p->kind == kSpanSmall && p->flags == kSpanQuarantined, "quarantine holds a wrong page",
+          p->start);
+    CHECK(segment_of_entry(p)->arena == a, "quarantined page of another arena", p->start);
+    CHECK(p->owner.load(std::memory_order_relaxed) == nullptr, "quarantined page has an owner",
+          p->start);
+    BlockSet seen;
+    std::uint64_t word = p->thread_free.load(std::memory_order_acquire);
+    CHECK(list_length(p, thread_free_list(word), seen) == thread_free_count(word),
+          "remote-free list length differs from its count", p->start);
+  }
+  CHECK(quarantined == st.quarantined_pages, "quarantined page count wrong", a);
   return spans;
 }
 

@@ -59,7 +59,7 @@ void add_arena(Arena* a, mallard_stats* out) {
     out->bytes_metadata += st.metadata;
     out->segments += st.segments;
     out->purges += st.purge_calls;
-    out->abandoned_pages += st.abandoned_pages;
+    out->abandoned_pages += st.abandoned_pages + st.quarantined_pages;
     out->free_spans += st.free_spans;
     for (Segment* seg = a->segments_locked(); seg != nullptr; seg = seg->next)
       walk_segment(seg, out);

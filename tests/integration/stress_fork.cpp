@@ -1,16 +1,21 @@
 /* stress_fork: a parent with 4 busy threads (malloc/calloc/realloc/memalign/free in loops, small to
- * huge sizes) calls fork() many times. Each child checks and frees blocks inherited from the
- * parent, allocates and frees, creates a thread that allocates and frees, sometimes forks a
- * grandchild doing the same, and exits 0. The parent polls waitpid with a deadline: a child that
- * does not exit in time (a lock held across fork by another thread = deadlock in the allocator's
- * fork handling) is killed and the test fails. Usage: stress_fork LIB [forks=200]
- * [child_timeout_seconds=10] */
+ * huge sizes) calls fork() many times. Each child checks the heap (mallard_check_heap, when the
+ * library has it), checks and frees the blocks inherited from the parent's main thread and from
+ * its busy threads (which do not exist in the child), allocates and frees, creates a thread that
+ * allocates and frees, sometimes forks a grandchild doing the same, checks the heap again and
+ * exits 0. The parent polls waitpid with a deadline: a child that does not exit in time (a lock
+ * held across fork by another thread = deadlock in the allocator's fork handling) is killed and
+ * the test fails. Run against libmallard_race_delays.so with MALLARD_RACE_DELAY_US=N, the busy
+ * threads are often stopped inside a race window when the fork comes.
+ * Usage: stress_fork LIB [forks=200] [child_timeout_seconds=10] */
 #include "it_common.h"
 
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
+
+#include <dlfcn.h>
 
 #include <atomic>
 
@@ -93,12 +98,67 @@ void free_all(Block* slots, size_t n, const char* who) {
     }
 }
 
+/* Blocks the busy threads hold, published for the children: a slot is cleared before its block
+ * is freed and set after a new block is stamped, so at any instant a fork may copy, a non-null
+ * slot names a live block of that thread. */
+constexpr int kBusy = 4, kShared = 32;
+struct SharedSlot {
+  std::atomic<void*> p{nullptr};
+  std::atomic<size_t> size{0};
+};
+SharedSlot g_shared[kBusy][kShared];
+int (*g_check_heap)() = nullptr;
+
+void check_heap(const char* who) {
+  if (g_check_heap != nullptr && g_check_heap() != 0) it_fail("%s: heap check failed", who);
+}
+
+void shared_step(it_rng& r, SharedSlot* slots) {
+  SharedSlot& s = slots[r.below(kShared)];
+  void* p = s.p.load(std::memory_order_relaxed);
+  if (p != nullptr) {
+    check(p, s.size.load(std::memory_order_relaxed), "parent busy thread (shared)");
+    s.p.store(nullptr, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    free(p);
+    return;
+  }
+  size_t size = pick_size(r);
+  p = malloc(size);
+  if (p == nullptr) it_fail("busy thread: malloc(%zu) returned NULL", size);
+  stamp(p, size);
+  s.size.store(size, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  s.p.store(p, std::memory_order_release);
+}
+
 void* busy(void* arg) {
-  it_rng r{(uint64_t)(uintptr_t)arg};
+  int id = (int)(uintptr_t)arg;
+  it_rng r{(uint64_t)id};
   Block slots[64] = {};
-  while (!g_stop.load(std::memory_order_relaxed)) churn(r, slots, 64, "parent busy thread");
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    churn(r, slots, 64, "parent busy thread");
+    shared_step(r, g_shared[id - 1]);
+  }
   free_all(slots, 64, "parent busy thread");
+  for (SharedSlot& s : g_shared[id - 1]) {
+    void* p = s.p.exchange(nullptr);
+    free(p);
+  }
   return nullptr;
+}
+
+/* In the child: the blocks the parent's busy threads held at the fork. */
+void free_busy_threads_blocks() {
+  for (auto& thread_slots : g_shared)
+    for (SharedSlot& s : thread_slots) {
+      void* p = s.p.load(std::memory_order_relaxed);
+      if (p == nullptr) continue;
+      check(p, s.size.load(std::memory_order_relaxed),
+            "child freeing a block of a parent thread it does not have");
+      free(p);
+      s.p.store(nullptr, std::memory_order_relaxed);
+    }
 }
 
 void* child_thread(void* arg) {
@@ -133,7 +193,10 @@ void wait_child(pid_t pid, int n, const char* what) {
 [[noreturn]] void child_main(int n, Block* inherited, size_t ninherited, bool grandchild) {
   alarm((unsigned)g_timeout * 3); /* never outlive a dead parent for long */
   it_rng r{0xC0FFEEu + (uint64_t)n * 2 + grandchild};
+  check_heap("child, just forked");
   free_all(inherited, ninherited, "child freeing a block inherited from the parent");
+  if (!grandchild) free_busy_threads_blocks();
+  check_heap("child, after freeing the parent's blocks");
   Block slots[32] = {};
   for (int i = 0; i < 100; i++) churn(r, slots, 32, "child");
   pthread_t t;
@@ -149,6 +212,7 @@ void wait_child(pid_t pid, int n, const char* what) {
     wait_child(pid, n, "grandchild");
   }
   free_all(slots, 32, "child");
+  check_heap("child, at the end");
   exit(0);
 }
 
@@ -158,6 +222,7 @@ int main(int argc, char** argv) {
   int a = it_setup(argc, argv, "stress_fork");
   int forks = (int)it_arg(argc, argv, a, 200);
   g_timeout = (int)it_arg(argc, argv, a + 1, 10);
+  g_check_heap = (int (*)())dlsym(RTLD_DEFAULT, "mallard_check_heap");
   pthread_t tid[4];
   for (int i = 0; i < 4; i++) {
     int rc = pthread_create(&tid[i], nullptr, busy, (void*)(uintptr_t)(i + 1));
@@ -176,6 +241,7 @@ int main(int argc, char** argv) {
   g_stop = true;
   for (int i = 0; i < 4; i++) pthread_join(tid[i], nullptr);
   free_all(mine, 16, "parent main thread");
-  printf("stress_fork: OK: %d forks with 4 busy threads, every child exited cleanly\n", forks);
+  printf("stress_fork: OK: %d forks with 4 busy threads, every child exited cleanly%s\n", forks,
+         g_check_heap != nullptr ? " with its heap checked" : "");
   return 0;
 }

@@ -234,8 +234,8 @@ void fork_once(Rng& r) {
   pid_t pid = fork();
   RB_CHECK(pid >= 0, "fork: errno %d", errno);
   if (pid == 0) {
-    // Mallard starts its purger thread in a child that frees enough; TSan does not support new
-    // threads in the child of a multi-threaded process.
+    // The opt-in purger would start in the child (TSan does not support new threads in the
+    // child of a multi-threaded process); it is off by default, and stays off here.
     if (kTsan) mallard_option_set("background_purge", "0");
     Rng cr{seed};
     Block b;
@@ -261,8 +261,8 @@ void fork_once(Rng& r) {
 }
 
 // glibc caches thread stacks with their TLS vectors, allocated with the process's calloc
-// (Mallard's, when it owns the standard names); Mallard's purger thread has one too. Both are
-// made before the starting figures are taken, so they do not count as leaks at the end.
+// (Mallard's, when it owns the standard names). They are made before the starting figures are
+// taken, so they do not count as leaks at the end.
 void* park(void* b) {
   pthread_barrier_wait(static_cast<pthread_barrier_t*>(b));
   return nullptr;
@@ -282,7 +282,7 @@ void prewarm(int threads) {
   pthread_barrier_destroy(&barrier);
   void* big[6];
   for (void*& p : big) p = mallard_malloc(2 << 20);
-  for (void* p : big) mallard_free(p);  // more than 8 MiB freed: the purger starts
+  for (void* p : big) mallard_free(p);  // huge blocks freed: the dynamic thresholds settle
 }
 
 }  // namespace

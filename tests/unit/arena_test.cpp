@@ -231,6 +231,31 @@ TEST_F(ArenaTest, DirtySpansAgeOnLaterCalls) {
   free_span(keep);
 }
 
+// Memory purged and wanted again at once teaches the arena to keep that much dirty (thread churn:
+// each exiting thread's pages are what the next one takes); aging unused unlearns it.
+TEST_F(ArenaTest, BudgetLearnsFromPurgedMemoryWantedBack) {
+  config::options().decay_ms = 30;
+  config::options().dirty_max = 0;
+  config::options().trim_threshold = 0;  // every free purged at once, unless learnt otherwise
+  Span* keep = alloc(1);
+  Span* sep = alloc(1);  // keeps `keep` from coalescing with `a` (a merge is a new free)
+  Span* a = alloc(64);   // 256 KiB, fresh from the OS: taking it teaches nothing
+  ASSERT_TRUE(keep && sep && a);
+  EXPECT_EQ(arena_->reuse_boost(), 0u);
+  free_span(a);
+  EXPECT_EQ(stats().dirty, 0u);  // purged at once
+  Span* again = alloc(64);       // wanted back within the second: the purge was wasted
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(arena_->reuse_boost(), std::size_t{64} * os::kPageSize);
+  free_span(again);
+  EXPECT_EQ(stats().dirty, std::size_t{64} * os::kPageSize);  // kept for the next reuse
+  os::sleep_ms(60);
+  free_span(keep);  // a later call: the dirty span aged unused, purged, and the lesson unlearnt
+  EXPECT_EQ(stats().dirty, 0u);
+  EXPECT_EQ(arena_->reuse_boost(), 0u);
+  free_span(sep);
+}
+
 TEST_F(ArenaTest, RandomOperationsKeepEveryInvariant) {
   std::mt19937 rng(12345);
   std::vector<Span*> live;

@@ -1,0 +1,358 @@
+/* fork_safety.cpp LIB MODE [N]: fork and thread exit are safe whatever the program does around
+ * them (issue "fork and thread exit are always safe"). Modes:
+ *   atfork_handlers N  worker threads allocate and free while main forks N times; fork handlers,
+ *                      registered both before and after the threads start, allocate and free in
+ *                      prepare, parent and child. Parent and child go on allocating.
+ *   stdio N            threads hold stdio locks (fflush(NULL), getline on a file whose long lines
+ *                      make getline realloc under the FILE lock) and allocate, while another
+ *                      thread forks N times: no deadlock between stdio's locks and Mallard's.
+ *   signal N           single thread: a timer signal's handler forks while the main loop is
+ *                      inside malloc/free (large blocks: the arena lock is held); N forks, each
+ *                      child goes on allocating after the handler returns, then exits 0.
+ *   tsd N WHEN         N threads exit while a pthread key destructor re-arms its key for every
+ *                      round and allocates and frees (32 B, 5 KiB, 200 KiB) in each. Mallard's
+ *                      key exists before the program's (it is created at load), so its
+ *                      destructor runs first in each round, as in the usual "re-arm to run last"
+ *                      idiom. WHEN is "body" (the thread allocates in its body too) or "dtor"
+ *                      (only its destructors allocate). Afterwards threads_live is back to 1 and
+ *                      small pages, metadata and RSS within 1 MiB of the figures after the first
+ *                      50 threads.
+ * Every wait has a deadline: a hang fails the test instead of stalling ctest. */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+
+#include <atomic>
+
+#include "it_common.h"
+#include "mallard/mallard.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void* volatile g_sink;
+
+/* Waits for a child, failing after `seconds` (a deadlock in the child). */
+void reap(pid_t pid, int seconds, const char* what) {
+  double deadline = it_now() + seconds;
+  int st = 0;
+  for (;;) {
+    pid_t w = waitpid(pid, &st, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) it_fail("waitpid: %s", strerror(errno));
+    if (it_now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      it_fail("%s %d did not exit within %d s: deadlock after fork?", what, (int)pid, seconds);
+    }
+    usleep(500);
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    it_fail("%s %d ended badly (status 0x%x)", what, (int)pid, st);
+}
+
+/* A watchdog for the process itself: a hang in the parent fails with a message. */
+void on_alarm(int) {
+  static const char msg[] = "fork_safety: FAIL: timed out (a deadlock)\n";
+  ssize_t ignored = write(2, msg, sizeof msg - 1);
+  (void)ignored;
+  _exit(1);
+}
+void watchdog(unsigned seconds) {
+  signal(SIGALRM, on_alarm);
+  alarm(seconds);
+}
+
+void churn(it_rng& r, void** slots, size_t n) {
+  size_t i = r.below(n);
+  free(slots[i]);
+  size_t c = r.below(100);
+  size_t size = c < 80   ? r.range(1, 2048)
+                : c < 98 ? r.range(2049, 200000)
+                         : r.range(200000, 3000000);
+  slots[i] = malloc(size);
+  if (slots[i] == nullptr) it_fail("malloc(%zu) failed", size);
+  memset(slots[i], 0x33, size < 512 ? size : 512);
+}
+
+void* worker(void* arg) {
+  it_rng r{(uint64_t)(uintptr_t)arg};
+  void* slots[64] = {};
+  while (!g_stop.load(std::memory_order_relaxed)) churn(r, slots, 64);
+  for (void* p : slots) free(p);
+  return nullptr;
+}
+
+// ---- atfork_handlers ----
+void handler_work(size_t big) {
+  void* a = malloc(100 * 1024);
+  void* b = malloc(24);
+  void* c = calloc(1, big);
+  if (a == nullptr || b == nullptr || c == nullptr) _exit(3);
+  memset(a, 1, 100 * 1024);
+  free(b);
+  g_sink = realloc(a, 300 * 1024);
+  free(g_sink);
+  free(c);
+}
+void prepare_1() {
+  handler_work(5000);
+}
+void parent_1() {
+  handler_work(70000);
+}
+void child_1() {
+  handler_work(2 << 20);
+}
+void prepare_2() {
+  handler_work(64);
+}
+void parent_2() {
+  handler_work(1 << 20);
+}
+void child_2() {
+  handler_work(300);
+}
+
+void mode_atfork_handlers(int forks) {
+  watchdog(120);
+  pthread_atfork(prepare_1, parent_1, child_1);  // registered after Mallard's (it runs first)
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++) pthread_create(&t[i], nullptr, worker, (void*)(uintptr_t)(i + 1));
+  pthread_atfork(prepare_2, parent_2, child_2);  // and again while threads run
+  it_rng r{5};
+  void* mine[16] = {};
+  for (int n = 0; n < forks; n++) {
+    for (int i = 0; i < 20; i++) churn(r, mine, 16);
+    pid_t pid = fork();
+    if (pid < 0) it_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+      alarm(20);
+      for (int i = 0; i < 200; i++) churn(r, mine, 16);
+      for (void* p : mine) free(p);
+      _exit(0);
+    }
+    reap(pid, 20, "child");
+  }
+  g_stop = true;
+  for (pthread_t th : t) pthread_join(th, nullptr);
+  for (void* p : mine) free(p);
+  printf("atfork_handlers: %d forks, handlers allocating in prepare, parent and child\n", forks);
+}
+
+// ---- stdio ----
+const char* g_file;
+void* stdio_reader(void*) {
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    FILE* f = fopen(g_file, "r");
+    if (f == nullptr) it_fail("fopen %s", g_file);
+    char* line = nullptr;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {  // realloc under the FILE lock
+      free(line);
+      line = nullptr;
+      cap = 0;
+    }
+    free(line);
+    fclose(f);
+  }
+  return nullptr;
+}
+void* stdio_flusher(void*) {
+  it_rng r{9};
+  void* slots[16] = {};
+  FILE* devnull = fopen("/dev/null", "w");
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    fprintf(devnull, "%d\n", (int)r.below(1000));
+    fflush(nullptr);  // takes the stdio list lock, then each FILE's lock
+    churn(r, slots, 16);
+  }
+  fclose(devnull);
+  for (void* p : slots) free(p);
+  return nullptr;
+}
+void* stdio_forker(void* arg) {
+  int forks = (int)(intptr_t)arg;
+  for (int n = 0; n < forks; n++) {
+    pid_t pid = fork();
+    if (pid < 0) it_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+      alarm(20);
+      void* p = malloc(1000);
+      void* q = malloc(300000);
+      printf("%s", "");
+      free(p);
+      free(q);
+      _exit(0);
+    }
+    reap(pid, 20, "child");
+  }
+  return nullptr;
+}
+
+void mode_stdio(int forks) {
+  watchdog(120);
+  char path[] = "/tmp/mallard_fork_stdio_XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0) it_fail("mkstemp");
+  static char line[90000];  // getline grows its buffer to 120 KiB: a large block (arena lock)
+  memset(line, 'x', sizeof line - 1);
+  line[sizeof line - 1] = '\n';
+  for (int i = 0; i < 20; i++)
+    if (write(fd, line, sizeof line) != (ssize_t)sizeof line) it_fail("write");
+  close(fd);
+  g_file = path;
+  pthread_t t[4];
+  pthread_create(&t[0], nullptr, stdio_reader, nullptr);
+  pthread_create(&t[1], nullptr, stdio_reader, nullptr);
+  pthread_create(&t[2], nullptr, stdio_flusher, nullptr);
+  pthread_create(&t[3], nullptr, stdio_forker, (void*)(intptr_t)forks);
+  pthread_join(t[3], nullptr);
+  g_stop = true;
+  for (int i = 0; i < 3; i++) pthread_join(t[i], nullptr);
+  unlink(path);
+  printf("stdio: %d forks while threads used stdio and allocated\n", forks);
+}
+
+// ---- signal ----
+volatile sig_atomic_t g_is_child = 0;
+volatile sig_atomic_t g_forks = 0;
+pid_t g_children[4096];
+
+void on_timer(int) {
+  int saved = errno;
+  if (!g_is_child && g_forks < (sig_atomic_t)(sizeof g_children / sizeof g_children[0])) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      g_is_child = 1;  // the child returns into the interrupted malloc or free and goes on
+    } else if (pid > 0) {
+      g_children[g_forks] = pid;
+      g_forks = g_forks + 1;
+    }
+  }
+  errno = saved;
+}
+
+void mode_signal(int forks) {
+  watchdog(120);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_timer;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGPROF, &sa, nullptr);
+  struct itimerval it = {{0, 2000}, {0, 2000}};  // every 2 ms of CPU time
+  setitimer(ITIMER_PROF, &it, nullptr);
+  it_rng r{77};
+  void* slots[8] = {};
+  int reaped = 0;
+  long steps_as_child = 0;
+  while (g_forks < forks) {
+    size_t i = r.below(8);
+    free(slots[i]);  // large blocks: their free and malloc hold the arena lock
+    slots[i] = malloc(r.range(70000, 120000));
+    if (slots[i] == nullptr) _exit(4);
+    ((char*)slots[i])[0] = 1;
+    if (g_is_child) {
+      if (steps_as_child == 0) {
+        struct itimerval off = {};
+        setitimer(ITIMER_PROF, &off, nullptr);
+      }
+      if (++steps_as_child == 2000) {
+        for (void* p : slots) free(p);
+        void* small = malloc(100);
+        free(small);
+        _exit(0);
+      }
+    }
+    while (reaped < g_forks) reap(g_children[reaped++], 20, "child forked from a signal handler");
+  }
+  struct itimerval off = {};
+  setitimer(ITIMER_PROF, &off, nullptr);
+  while (reaped < g_forks) reap(g_children[reaped++], 20, "child forked from a signal handler");
+  for (void* p : slots) free(p);
+  printf("signal: %d forks from a signal handler inside malloc/free; every child allocated on\n",
+         (int)g_forks);
+}
+
+// ---- tsd ----
+pthread_key_t g_key;
+bool g_body_allocates = true;
+
+void tsd_destructor(void* v) {
+  intptr_t round = (intptr_t)v;
+  const size_t sizes[] = {32, 5000, 200000};
+  for (size_t n : sizes) {
+    void* p = malloc(n);
+    if (p == nullptr) _exit(5);
+    memset(p, 1, n < 64 ? n : 64);
+    g_sink = p;
+    free(p);
+  }
+  if (round < 4) pthread_setspecific(g_key, (void*)(round + 1));  // run again, last
+}
+void* tsd_body(void*) {
+  if (g_body_allocates) {
+    void* p = malloc(48);
+    g_sink = p;
+    free(p);
+  }
+  pthread_setspecific(g_key, (void*)1);
+  return nullptr;
+}
+
+void mode_tsd(int threads, const char* when) {
+  watchdog(120);
+  auto get_stats = (int (*)(mallard_stats*))dlsym(RTLD_DEFAULT, "mallard_get_stats");
+  if (get_stats == nullptr) it_fail("mallard_get_stats not found: not running on Mallard");
+  g_body_allocates = strcmp(when, "body") == 0;
+  pthread_key_create(&g_key, tsd_destructor);
+  mallard_stats base = {};
+  size_t base_rss = 0;
+  for (int i = 0; i < threads; i++) {
+    pthread_t t;
+    if (pthread_create(&t, nullptr, tsd_body, nullptr) != 0) it_fail("pthread_create");
+    pthread_join(t, nullptr);
+    if (i == 49) {
+      get_stats(&base);
+      base_rss = it_rss();
+    }
+  }
+  mallard_stats s = {};
+  get_stats(&s);
+  size_t rss = it_rss();
+  size_t small = s.bytes_small + s.bytes_free_in_pages;
+  size_t base_small = base.bytes_small + base.bytes_free_in_pages;
+  printf(
+      "tsd %s: after %d threads threads_live=%zu small pages %zu KiB (after 50: %zu KiB), "
+      "metadata %zu KiB (%zu), RSS %.1f MiB (%.1f)\n",
+      when, threads, s.threads_live, small >> 10, base_small >> 10, s.bytes_metadata >> 10,
+      base.bytes_metadata >> 10, (double)rss / IT_MiB, (double)base_rss / IT_MiB);
+  if (s.threads_live != 1) it_fail("threads_live=%zu after every thread exited", s.threads_live);
+  if (small > base_small + IT_MiB) it_fail("small pages grew by more than 1 MiB");
+  if (s.bytes_metadata > base.bytes_metadata + IT_MiB) it_fail("metadata grew by more than 1 MiB");
+  if (rss > base_rss + IT_MiB) it_fail("RSS grew by more than 1 MiB");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int i = it_setup(argc, argv, "fork_safety");
+  const char* mode = i < argc ? argv[i] : "";
+  int n = (int)it_arg(argc, argv, i + 1, 200);
+  if (strcmp(mode, "atfork_handlers") == 0)
+    mode_atfork_handlers(n);
+  else if (strcmp(mode, "stdio") == 0)
+    mode_stdio(n);
+  else if (strcmp(mode, "signal") == 0)
+    mode_signal(n);
+  else if (strcmp(mode, "tsd") == 0)
+    mode_tsd(n, i + 2 < argc ? argv[i + 2] : "body");
+  else
+    it_fail("unknown mode '%s'", mode);
+  printf("fork_safety %s: ok\n", mode);
+  return 0;
+}
