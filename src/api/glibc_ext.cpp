@@ -12,6 +12,7 @@
 #include "backend/huge.hpp"
 #include "backend/purger.hpp"
 #include "config/options.hpp"
+#include "frontend/heap_registry.hpp"
 #include "frontend/thread_heap.hpp"
 #include "mallard/mallard.h"
 #include "stats/heap_check.hpp"
@@ -28,6 +29,7 @@ namespace {
 std::size_t purge_everything() {
   api::ensure_initialized();
   std::size_t released = 0;
+  heap_registry::reap_dead_threads();
   ThreadHeap* h = tl_heap;
   if (!h->is_sentinel()) released += h->collect_all();
   released += purger::run_decay_pass(true);

@@ -76,13 +76,20 @@ void after_fork_parent() {
 }
 
 void after_fork_child() {
-  if (g_fork_mode != ForkMode::kLocked) return;
+  if (g_fork_mode != ForkMode::kLocked) {
+    // Nothing was locked; only the surviving thread's new thread id matters (its heap's
+    // liveness mutex names the parent's thread).
+    if (g_init_state.load(std::memory_order_acquire) == 2)
+      heap_registry::rebind_in_child(tl_heap, false);
+    return;
+  }
   g_fork_mode = ForkMode::kNothing;
   os::g_fork_holder.store(0, std::memory_order_relaxed);
   meta_pool().lock().reset_in_child();
   arenas::reset_locks_in_child();
   purger::reset_in_child();
   heap_registry::reclaim_in_child(tl_heap);
+  heap_registry::rebind_in_child(tl_heap, true);
   if (_IO_list_resetlock != nullptr) _IO_list_resetlock();
 }
 

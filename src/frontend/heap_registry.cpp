@@ -1,6 +1,7 @@
 // heap_registry.cpp: heap records, the thread-exit key and fork reclamation.
 #include "frontend/heap_registry.hpp"
 
+#include <errno.h>
 #include <pthread.h>
 
 #include <new>
@@ -30,6 +31,25 @@ void release(ThreadHeap* h) {
   --g_live;
 }
 
+void init_alive(ThreadHeap* h) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  pthread_mutex_init(&h->alive, &attr);
+  pthread_mutexattr_destroy(&attr);
+}
+
+// The calling thread holds h->alive from now until it gives the heap back.
+void bind_to_calling_thread(ThreadHeap* h) {
+  if (pthread_mutex_lock(&h->alive) == EOWNERDEAD) pthread_mutex_consistent(&h->alive);
+  h->thread_bound.store(true, std::memory_order_release);
+}
+
+void unbind(ThreadHeap* h) {
+  h->thread_bound.store(false, std::memory_order_relaxed);
+  pthread_mutex_unlock(&h->alive);
+}
+
 // Runs when a thread with a heap exits (pthread key destructor).
 void on_thread_exit(void* value) {
   auto* h = static_cast<ThreadHeap*>(value);
@@ -37,6 +57,7 @@ void on_thread_exit(void* value) {
   // Allocations from later destructors take late_malloc_small; their frees the remote path.
   tl_heap = &g_exited_heap;
   h->abandon_all();
+  unbind(h);
   release(h);
 }
 
@@ -50,10 +71,12 @@ ThreadHeap* take_record(Arena* arena) {
       g_pool = h->next_free;
     }
   }
+  if (h == nullptr && reap_dead_threads() != 0) return take_record(arena);
   if (h == nullptr) {
     void* mem = meta_pool().allocate(sizeof(ThreadHeap));
     if (mem == nullptr) return nullptr;
     h = new (mem) ThreadHeap();
+    init_alive(h);
     os::LockGuard guard(g_lock);
     h->next_all = g_all;
     g_all = h;
@@ -84,9 +107,45 @@ ThreadHeap* attach_current_thread() {
     arenas::detach(arena);
     return nullptr;
   }
+  bind_to_calling_thread(h);
   tl_heap = h;
   pthread_setspecific(g_exit_key, h);
   return h;
+}
+
+std::size_t reap_dead_threads() {
+  std::size_t reaped = 0;
+  ThreadHeap* self = tl_heap;
+  ThreadHeap* all;
+  {
+    os::LockGuard guard(g_lock);
+    all = g_all;  // records are only ever prepended, never freed: the walk below is safe
+  }
+  for (ThreadHeap* h = all; h != nullptr; h = h->next_all) {
+    if (h == self || !h->thread_bound.load(std::memory_order_acquire)) continue;
+    int rc = pthread_mutex_trylock(&h->alive);
+    if (rc == 0) {  // bound but not held: its thread is between taking and binding it
+      pthread_mutex_unlock(&h->alive);
+      continue;
+    }
+    if (rc != EOWNERDEAD) continue;  // alive (EBUSY), or being reaped by another thread
+    // Its thread is gone, and was not inside the allocator when it went (a thread ends after
+    // its last call returns): the heap is whole, as at a normal exit.
+    pthread_mutex_consistent(&h->alive);
+    h->abandon_all();
+    unbind(h);
+    release(h);
+    ++reaped;
+  }
+  return reaped;
+}
+
+void rebind_in_child(ThreadHeap* survivor, bool all_records) {
+  if (all_records)
+    for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) init_alive(h);
+  if (survivor->is_sentinel()) return;
+  if (!all_records) init_alive(survivor);
+  bind_to_calling_thread(survivor);
 }
 
 void* late_malloc_small(unsigned size_class) {
@@ -103,6 +162,7 @@ void* late_malloc_small(unsigned size_class) {
 }
 
 Counts counts() {
+  reap_dead_threads();
   os::LockGuard guard(g_lock);
   return {g_live, g_total, g_records};
 }

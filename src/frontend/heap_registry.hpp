@@ -31,6 +31,14 @@ void unlock_for_fork();
 // cut in half by the fork, so the child never allocates from them again, only frees into them.
 void reclaim_in_child(ThreadHeap* survivor);
 
+// Reclaims the heaps of threads that ended without giving theirs back (see ThreadHeap::alive).
+// Runs when a new heap record is needed, for statistics and for malloc_trim. Returns how many.
+std::size_t reap_dead_threads();
+// In a forked child (every fork, locked or not): the surviving thread has a new thread id, so
+// its heap's liveness mutex is made again and taken by it; in a locked fork, every other
+// record's too (their holders do not exist in the child).
+void rebind_in_child(ThreadHeap* survivor, bool all_records);
+
 // A late allocation: the calling thread's heap was already torn down (a pthread key destructor
 // that runs after Mallard's). Serves one small block from a heap attached for this call only and
 // given up at once; the thread stays without a heap, so nothing is left behind when it exits.

@@ -6,6 +6,8 @@
 // everything else is out of line in thread_heap.cpp. Never calls the API layer.
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -104,6 +106,12 @@ class ThreadHeap {
   ThreadHeap* next_free = nullptr;
   bool in_use = false;
   std::uint32_t id = 0;
+  // Liveness of the thread the heap is attached to: a robust mutex that thread holds while the
+  // heap is its own. If the thread ends without giving the heap back (its first allocation came
+  // in the last round of key destructors, when Mallard's own is no longer called), the kernel
+  // marks the mutex "owner died" and heap_registry::reap_dead_threads reclaims the heap.
+  pthread_mutex_t alive = PTHREAD_MUTEX_INITIALIZER;  // made robust when the record is created
+  std::atomic<bool> thread_bound{false};
 
  private:
   void page_emptied_locked(Span* page);
