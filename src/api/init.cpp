@@ -42,32 +42,43 @@ namespace {
 os::SpinLock g_init_lock;
 std::atomic<bool> g_handlers_registered{false};
 
-// What the prepare handler did, for the parent and child handlers (read by the same thread, or
-// by its copy in the child).
-enum class ForkMode : int { kNothing, kLocked };
-ForkMode g_fork_mode = ForkMode::kNothing;
+// Forks nested inside the fork window: a fork() called by the fork holder from a handler that
+// runs between Mallard's prepare and its parent/child handler. Only the holder touches it.
+int g_nested_forks = 0;
 
 bool process_is_single_threaded() {
   if (__libc_single_threaded) return true;  // no thread was ever created
   return os::thread_count() == 1;           // all of them have exited (-1: unknown, so lock)
 }
 
+// Whether this fork's prepare handler took the locks: the calling thread is the fork holder (in
+// the child too, which keeps the parent's thread identity). No other state says so: a second
+// thread forking at the same time waits for the locks in its own prepare handler and writes
+// nothing before it has them.
+bool holding_for_fork() {
+  return os::in_fork_window();
+}
+
 void before_fork() {
-  g_fork_mode = ForkMode::kNothing;
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
-  if (os::in_fork_window()) return;  // a fork from inside another fork's handlers: hold on
+  if (holding_for_fork()) {  // a fork from inside another fork's window: everything is held
+    ++g_nested_forks;
+    return;
+  }
   if (process_is_single_threaded()) return;
   if (_IO_list_lock != nullptr) _IO_list_lock();
   heap_registry::lock_for_fork();
   arenas::lock_all();
   meta_pool().lock().lock_for_fork();
   os::g_fork_holder.store(static_cast<unsigned long>(pthread_self()), std::memory_order_relaxed);
-  g_fork_mode = ForkMode::kLocked;
 }
 
 void after_fork_parent() {
-  if (g_fork_mode != ForkMode::kLocked) return;
-  g_fork_mode = ForkMode::kNothing;
+  if (!holding_for_fork()) return;
+  if (g_nested_forks > 0) {  // the nested fork ends; the outer window goes on
+    --g_nested_forks;
+    return;
+  }
   os::g_fork_holder.store(0, std::memory_order_relaxed);
   meta_pool().lock().unlock_for_fork();
   arenas::unlock_all();
@@ -76,14 +87,17 @@ void after_fork_parent() {
 }
 
 void after_fork_child() {
-  if (g_fork_mode != ForkMode::kLocked) {
+  if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  if (!holding_for_fork()) {
     // Nothing was locked; only the surviving thread's new thread id matters (its heap's
     // liveness mutex names the parent's thread).
-    if (g_init_state.load(std::memory_order_acquire) == 2)
-      heap_registry::rebind_in_child(tl_heap, false);
+    heap_registry::rebind_in_child(tl_heap, false);
     return;
   }
-  g_fork_mode = ForkMode::kNothing;
+  // A child of the outermost or of a nested fork: either way this process has one thread, which
+  // holds every lock. (In a nested fork's child, the outer fork then goes on from its window
+  // with nothing held: its parent handler here finds no holder and does nothing.)
+  g_nested_forks = 0;
   os::g_fork_holder.store(0, std::memory_order_relaxed);
   meta_pool().lock().reset_in_child();
   arenas::reset_locks_in_child();
@@ -93,13 +107,13 @@ void after_fork_child() {
   if (_IO_list_resetlock != nullptr) _IO_list_resetlock();
 }
 
+}  // namespace
+
 void register_fork_handlers() {
   bool expected = false;
   if (g_handlers_registered.compare_exchange_strong(expected, true))
-    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    register_atfork_first(before_fork, after_fork_parent, after_fork_child);
 }
-
-}  // namespace
 
 void initialize_slow() {
   bool first = false;
@@ -116,7 +130,7 @@ void initialize_slow() {
       first = true;
     }
   }
-  // Outside the lock: pthread_atfork may itself allocate.
+  // Outside the lock: registering may itself allocate.
   if (first) register_fork_handlers();
 }
 

@@ -217,6 +217,7 @@ Span* Arena::coalesce_locked(Segment* seg, Span* s, unsigned state) {
   std::uint64_t freed_at = s->freed_at_ms;
   bool merged = false;
   Span* pages = seg->pages();
+
   if (first > seg->first_data_page) {
     Span* e = &pages[first - 1];
     Span* left = e->kind == kSpanFreeTail ? e - e->back : (e->kind == kSpanFree ? e : nullptr);
@@ -312,10 +313,10 @@ Span* Arena::alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanK
   bool was_zero = s->zeroed != 0;
   std::uint64_t freed_at = s->freed_at_ms;
   unlink_free_locked(s);
-  if (state == kPurged && freed_at != 0) learn_from_reuse_locked(freed_at, pages);
   std::uint32_t at = first;
   std::size_t align_bytes = align_pages * os::kPageSize;
   while ((reinterpret_cast<std::uintptr_t>(seg->page_address(at)) & (align_bytes - 1)) != 0) ++at;
+  if (state == kPurged) learn_from_reuse_locked(seg->page_address(at), pages * os::kPageSize);
   if (at != first) make_free_locked(seg, first, at - first, state, freed_at, was_zero);
   std::uint32_t used_end = at + static_cast<std::uint32_t>(pages);
   if (used_end != first + count)
@@ -358,12 +359,26 @@ std::size_t Arena::dirty_budget() const {
   return reuse_boost_ > budget ? reuse_boost_ : budget;
 }
 
-void Arena::learn_from_reuse_locked(std::uint64_t purged_at_ms, std::size_t pages) {
+void Arena::note_purge_locked(const char* start, std::size_t bytes) {
+  recent_purges_[recent_next_] = RecentPurge{start, start + bytes, os::now_ms()};
+  recent_next_ = (recent_next_ + 1) % kRecentPurges;
+}
+
+void Arena::learn_from_reuse_locked(const char* start, std::size_t bytes) {
   // Memory purged and wanted again within a second: the purge cost a system call and the reuse
   // costs page faults, for nothing. The budget grows by what was wanted back (thread churn: each
-  // exiting thread's pages are what the next thread takes).
-  if (os::now_ms() - purged_at_ms >= kReuseWindowMs) return;
-  reuse_boost_ += pages * os::kPageSize;
+  // exiting thread's pages are what the next thread takes). Exact ranges, not span times: free
+  // spans coalesce with fresh memory and with each other.
+  std::uint64_t now = os::now_ms();
+  const char* end = start + bytes;
+  for (RecentPurge& r : recent_purges_) {
+    if (r.start == nullptr || now - r.at_ms >= kReuseWindowMs) continue;
+    const char* lo = r.start > start ? r.start : start;
+    const char* hi = r.end < end ? r.end : end;
+    if (lo >= hi) continue;
+    reuse_boost_ += static_cast<std::size_t>(hi - lo);
+    r.start = nullptr;  // counted once
+  }
   if (reuse_boost_ > kMaxReuseBoost) reuse_boost_ = kMaxReuseBoost;
 }
 
@@ -447,6 +462,7 @@ void Arena::purge_span_locked(Span* s) {
     make_free_locked(seg, first, count, kDirty, freed_at, false);  // try again at a later tick
     return;
   }
+  note_purge_locked(seg->page_address(first), std::size_t{count} * os::kPageSize);
   Span* f =
       make_free_locked(seg, first, count, kPurged, os::now_ms(), kind == os::PurgeKind::kDontNeed);
   f = coalesce_locked(seg, f, kPurged);

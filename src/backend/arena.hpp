@@ -91,7 +91,7 @@ class Arena {
   // The learnt part of the budget: purged bytes taken again within kReuseWindowMs of their purge
   // raise it (up to kMaxReuseBoost); dirty bytes that age out unused, and malloc_trim, lower it.
   static constexpr std::uint64_t kReuseWindowMs = 1000;
-  static constexpr std::size_t kMaxReuseBoost = 16u << 20;
+  static constexpr std::size_t kMaxReuseBoost = 2u << 20;
   std::size_t reuse_boost() const { return reuse_boost_; }
 
   const ArenaStats& stats_locked() const { return stats_; }
@@ -100,7 +100,9 @@ class Arena {
 
  private:
   void return_span_locked(Span* s);  // free_span_locked without the decay tick
-  void learn_from_reuse_locked(std::uint64_t purged_at_ms, std::size_t pages);
+  // The last purges, to tell when a span taken from the purged bins was purged moments ago.
+  void note_purge_locked(const char* start, std::size_t bytes);
+  void learn_from_reuse_locked(const char* start, std::size_t bytes);
   bool grow_locked(std::size_t pages);
   Segment* map_segment_locked(std::size_t bytes);
   void release_segment_locked(Segment* seg);
@@ -126,6 +128,14 @@ class Arena {
   std::size_t dirty_bytes_ = 0;
   std::uint64_t next_decay_ms_ = 0;
   std::size_t reuse_boost_ = 0;
+  struct RecentPurge {
+    const char* start;
+    const char* end;
+    std::uint64_t at_ms;
+  };
+  static constexpr unsigned kRecentPurges = 16;
+  RecentPurge recent_purges_[kRecentPurges] = {};
+  unsigned recent_next_ = 0;
   Span* abandoned_[kClassCount] = {};
   Span* quarantined_ = nullptr;
   ArenaStats stats_;

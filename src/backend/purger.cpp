@@ -41,6 +41,7 @@ std::size_t run_decay_pass(bool force) {
 
 void maybe_start() {
   if (g_state.load(std::memory_order_relaxed) != 0 || !config::options().background_purge) return;
+  if (os::in_fork_window()) return;  // every lock is held for fork(): not now
   int expected = 0;
   // Set before pthread_create, whose own allocations come back here and must not start another.
   if (!g_state.compare_exchange_strong(expected, 1)) return;

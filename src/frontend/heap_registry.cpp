@@ -28,7 +28,7 @@ void release(ThreadHeap* h) {
   h->in_use = false;
   h->next_free = g_pool;
   g_pool = h;
-  --g_live;
+  if (h->counted) --g_live;
 }
 
 void init_alive(ThreadHeap* h) {
@@ -61,17 +61,24 @@ void on_thread_exit(void* value) {
   release(h);
 }
 
-// A heap record, from the pool or new, initialised for `arena` and counted live.
-ThreadHeap* take_record(Arena* arena) {
+// A heap record, from the pool or new, initialised for `arena`. A thread's heap is counted live
+// (`counted`); a late allocation's one-call heap is not. The record becomes in_use in the same
+// critical section that takes it, so a fork at any point finds it in the pool or in use.
+ThreadHeap* take_record(Arena* arena, bool counted) {
   ThreadHeap* h = nullptr;
   {
     os::LockGuard guard(g_lock);
     if (g_pool != nullptr) {
       h = g_pool;
       g_pool = h->next_free;
+      h->in_use = true;
+      if (counted) {
+        ++g_live;
+        ++g_total;
+      }
     }
   }
-  if (h == nullptr && reap_dead_threads() != 0) return take_record(arena);
+  if (h == nullptr && reap_dead_threads() != 0) return take_record(arena, counted);
   if (h == nullptr) {
     void* mem = meta_pool().allocate(sizeof(ThreadHeap));
     if (mem == nullptr) return nullptr;
@@ -81,16 +88,19 @@ ThreadHeap* take_record(Arena* arena) {
     h->next_all = g_all;
     g_all = h;
     ++g_records;
+    h->in_use = true;
+    if (counted) {
+      ++g_live;
+      ++g_total;
+    }
     // Created inside the fork window (by the fork holder): part of the locked set, so the
     // parent's unlock and the child's reset treat it like every other heap.
     if (os::in_fork_window()) h->slow_lock().lock_for_fork();
   }
   h->init(arena, false);
+  h->counted = counted;
   os::LockGuard guard(g_lock);
-  h->in_use = true;
   h->id = g_next_id++;
-  ++g_live;
-  ++g_total;
   return h;
 }
 
@@ -102,7 +112,7 @@ bool init() {
 
 ThreadHeap* attach_current_thread() {
   Arena* arena = arenas::assign();
-  ThreadHeap* h = take_record(arena);
+  ThreadHeap* h = take_record(arena, true);
   if (h == nullptr) {
     arenas::detach(arena);
     return nullptr;
@@ -150,7 +160,7 @@ void rebind_in_child(ThreadHeap* survivor, bool all_records) {
 
 void* late_malloc_small(unsigned size_class) {
   Arena* arena = arenas::assign();
-  ThreadHeap* h = take_record(arena);
+  ThreadHeap* h = take_record(arena, false);
   if (h == nullptr) {
     arenas::detach(arena);
     return nullptr;

@@ -105,6 +105,7 @@ class ThreadHeap {
   ThreadHeap* next_all = nullptr;
   ThreadHeap* next_free = nullptr;
   bool in_use = false;
+  bool counted = false;  // a thread's heap (not a late allocation's one-call heap)
   std::uint32_t id = 0;
   // Liveness of the thread the heap is attached to: a robust mutex that thread holds while the
   // heap is its own. If the thread ends without giving the heap back (its first allocation came

@@ -3,7 +3,8 @@
  * handler then runs first and takes every lock, and the program's prepare handler, which runs
  * after it, and its parent and child handlers, which run before Mallard's, allocate and free
  * through Mallard (mallard_malloc, mallard_free) while two threads do the same. Expected: every
- * fork returns, parent and children allocate, exit 0. */
+ * fork returns, parent and children allocate, exit 0. Three of the handlers' calls fork again
+ * (nested forks inside Mallard's fork window). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -27,14 +28,32 @@ static void work(size_t big) {
   m_free(a);
   m_free(b);
 }
+/* Once each, a handler forks again from inside Mallard's fork window (the handlers here run
+ * after Mallard's prepare and before its parent and child handlers): nested forks. */
+static int nested_in = 0, nested_failures = 0;
+static void nested_fork(int phase) {
+  if (nested_in != phase) return;
+  nested_in = 0;
+  pid_t pid = fork();
+  if (pid == 0) {
+    work(5000);
+    _exit(0);
+  }
+  int st = 0;
+  if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    ++nested_failures;
+}
 static void prepare(void) {
   work(40);
+  nested_fork(1);
 }
 static void parent(void) {
   work(300000);
+  nested_fork(2);
 }
 static void child(void) {
   work(2000);
+  nested_fork(3);
 }
 
 static void* worker(void* arg) {
@@ -75,6 +94,7 @@ int main(int argc, char** argv) {
   pthread_t t[2];
   for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, worker, (void*)(size_t)(i + 1));
   for (int n = 0; n < forks; n++) {
+    if (n == 10 || n == 20 || n == 30) nested_in = n / 10; /* prepare, parent, child */
     pid_t pid = fork();
     if (pid < 0) {
       perror("fork");
@@ -93,6 +113,13 @@ int main(int argc, char** argv) {
   }
   atomic_store(&stop, 1);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-  printf("atfork_dlopen: %d forks returned with handlers registered before Mallard's\n", forks);
+  if (nested_failures != 0) {
+    fprintf(stderr, "a nested fork's child failed\n");
+    return 1;
+  }
+  printf(
+      "atfork_dlopen: %d forks returned with handlers registered before Mallard's, 3 of them "
+      "forking again inside the fork window\n",
+      forks);
   return 0;
 }
