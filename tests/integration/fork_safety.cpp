@@ -269,7 +269,16 @@ void mode_signal(int forks) {
         _exit(0);
       }
     }
-    while (reaped < g_forks) reap(g_children[reaped++], 20, "child forked from a signal handler");
+    if (!g_is_child && reaped < g_forks) {
+      // Reap with the timer signal blocked: a child forked inside reap() would wait for its
+      // siblings. Forks happen inside malloc and free only.
+      sigset_t prof, old;
+      sigemptyset(&prof);
+      sigaddset(&prof, SIGPROF);
+      sigprocmask(SIG_BLOCK, &prof, &old);
+      while (reaped < g_forks) reap(g_children[reaped++], 20, "child forked from a signal handler");
+      sigprocmask(SIG_SETMASK, &old, nullptr);
+    }
   }
   struct itimerval off = {};
   setitimer(ITIMER_PROF, &off, nullptr);
