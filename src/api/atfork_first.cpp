@@ -44,6 +44,7 @@ RegisterAtfork glibc_register_atfork() {
 }  // namespace
 
 void register_atfork_first(void (*prepare)(), void (*parent)(), void (*child)()) {
+  os::LockGuard guard(g_atfork_registration_lock);  // see __register_atfork below
   glibc_register_atfork()(prepare, parent, child, &__dso_handle);
 }
 
@@ -51,5 +52,8 @@ void register_atfork_first(void (*prepare)(), void (*parent)(), void (*child)())
 
 MALLARD_API int __register_atfork(void (*prepare)(), void (*parent)(), void (*child)(), void* dso) {
   mallard::api::register_fork_handlers();  // Mallard's first: their prepare handler runs last
+  // Not while a fork holds the allocator: glibc's handler-list lock, which this call holds, is
+  // taken by fork() between handlers, and this call may allocate (see before_fork).
+  mallard::os::LockGuard guard(mallard::api::g_atfork_registration_lock);
   return mallard::api::glibc_register_atfork()(prepare, parent, child, dso);
 }

@@ -36,6 +36,7 @@ extern "C" void _IO_list_resetlock() __attribute__((weak));
 namespace mallard::api {
 
 std::atomic<int> g_init_state{0};
+constinit os::SpinLock g_atfork_registration_lock;
 
 namespace {
 
@@ -66,6 +67,10 @@ void before_fork() {
     return;
   }
   if (process_is_single_threaded()) return;
+  // First the handler registrations (atfork_first.cpp): a thread inside glibc's
+  // __register_atfork holds glibc's handler-list lock, which fork() takes again between handlers,
+  // and may allocate while it holds it.
+  g_atfork_registration_lock.lock_for_fork();
   if (_IO_list_lock != nullptr) _IO_list_lock();
   heap_registry::lock_for_fork();
   arenas::lock_all();
@@ -84,6 +89,7 @@ void after_fork_parent() {
   arenas::unlock_all();
   heap_registry::unlock_for_fork();
   if (_IO_list_unlock != nullptr) _IO_list_unlock();
+  g_atfork_registration_lock.unlock_for_fork();
 }
 
 void after_fork_child() {
@@ -105,6 +111,7 @@ void after_fork_child() {
   heap_registry::reclaim_in_child(tl_heap);
   heap_registry::rebind_in_child(tl_heap, true);
   if (_IO_list_resetlock != nullptr) _IO_list_resetlock();
+  g_atfork_registration_lock.reset_in_child();
 }
 
 }  // namespace

@@ -4,11 +4,17 @@
 
 #include <atomic>
 
+#include "os/lock.hpp"
+
 namespace mallard::api {
 
 extern std::atomic<int> g_init_state;  // 0 none, 1 running, 2 done
 
 void initialize_slow();
+
+// Held around every registration of fork handlers that Mallard sees (its __register_atfork), and
+// by a fork from its prepare handler to its parent or child handler.
+extern os::SpinLock g_atfork_registration_lock;
 
 // Registers Mallard's fork handlers, once. Called at initialisation and, in libmallard.so, before
 // the first handler anyone else registers (atfork_first.cpp), so that Mallard's prepare handler

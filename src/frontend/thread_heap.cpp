@@ -282,7 +282,9 @@ void ThreadHeap::quarantine_all() {
 void ThreadHeap::abandon_all() {
   os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
   for (unsigned c = 0; c < kClassCount; ++c) {
-    for (PageQueue* q : {&avail_[c], &full_[c]}) {
+    // Full pages first: each abandoned page goes to the head of its arena's list, and the next
+    // adopter takes the head, which should be a page with free blocks.
+    for (PageQueue* q : {&full_[c], &avail_[c]}) {
       while (Span* s = q->first) {
         queue_remove(*q, s);
         collect(s);

@@ -24,16 +24,19 @@ constinit std::atomic<unsigned long> g_fork_holder{0};
 namespace {
 
 // Reads a small file into buf (NUL-terminated). Returns bytes read, or -1.
+// Raw system calls here and in write_all: the libc wrappers of open, read, write and close are
+// cancellation points, and Mallard's calls (a fork's prepare handler among them) must not be.
 long read_small_file(const char* path, char* buf, std::size_t cap) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   long total = 0;
   while (static_cast<std::size_t>(total) + 1 < cap) {
-    ssize_t n = read(fd, buf + total, cap - 1 - static_cast<std::size_t>(total));
+    long n = syscall(SYS_read, fd, buf + total, cap - 1 - static_cast<std::size_t>(total));
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     total += n;
   }
-  close(fd);
+  syscall(SYS_close, fd);
   buf[total] = '\0';
   return total;
 }
@@ -148,7 +151,7 @@ std::uint64_t random_u64() {
 
 void write_all(int fd, const char* buf, std::size_t len) {
   while (len > 0) {
-    ssize_t n = write(fd, buf, len);
+    long n = syscall(SYS_write, fd, buf, len);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;

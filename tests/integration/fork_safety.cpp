@@ -17,8 +17,15 @@
  *                      (only its destructors allocate) or "last" (its first allocation ever is in
  *                      the last round, when Mallard's destructor is no longer called: the heap
  *                      is reclaimed once the thread is gone). Afterwards threads_live is back to 1
- * and small pages, metadata and RSS within 1 MiB of the figures after the first 50 threads. Every
- * wait has a deadline: a hang fails the test instead of stalling ctest. */
+ * and small pages, metadata and RSS within 1 MiB of the figures after the first 50 threads.
+ *   register_race N  N rounds, each in a fresh child process: a thread registers 60 fork
+ *                    handlers (past glibc's 48 inline entries, __register_atfork allocates under
+ *                    its handler-list lock) while another allocates and the main thread forks.
+ *   cancel           a thread with a pending cancellation request calls fork(): fork is not a
+ *                    cancellation point, so it returns and a library's handlers all run.
+ *   late_live N      a key destructor that runs after Mallard's keeps N blocks of 64 B: they
+ *                    must share pages (RSS grows by less than 4 x their size + 2 MiB).
+ * Every wait has a deadline: a hang fails the test instead of stalling ctest. */
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -351,6 +358,122 @@ void mode_tsd(int threads, const char* when) {
   if (rss > base_rss + IT_MiB) it_fail("RSS grew by more than 1 MiB");
 }
 
+// ---- register_race ----
+std::atomic<bool> g_registered{false};
+void nop_handler() {}
+void* registrar(void* spin) {
+  long n = (long)(intptr_t)spin;
+  for (long i = 0; i < n; i++) __asm__ volatile("" ::: "memory");  // a delay the compiler keeps
+  for (int i = 0; i < 60; i++) pthread_atfork(nop_handler, nop_handler, nop_handler);
+  g_registered = true;
+  return nullptr;
+}
+void* churner(void*) {
+  while (!g_registered.load()) {
+    void* p = malloc(64);
+    free(p);
+    p = malloc(5000);
+    free(p);
+  }
+  return nullptr;
+}
+void mode_register_race(int rounds) {
+  watchdog(120);
+  for (int round = 0; round < rounds; round++) {
+    pid_t pid = fork();
+    if (pid < 0) it_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+      alarm(10);
+      pthread_t b, c;
+      pthread_create(&c, nullptr, churner, nullptr);
+      pthread_create(&b, nullptr, registrar, (void*)(intptr_t)((round * 7919) % 400000));
+      for (int i = 0; i < 200 && !g_registered.load(); i++) {
+        pid_t p = fork();
+        if (p == 0) _exit(0);
+        if (p > 0) waitpid(p, nullptr, 0);
+      }
+      pthread_join(b, nullptr);
+      pthread_join(c, nullptr);
+      _exit(0);
+    }
+    reap(pid, 10, "round process");
+  }
+  printf("register_race: %d rounds of fork against handler registration\n", rounds);
+}
+
+// ---- cancel ----
+pthread_mutex_t g_lib_mutex = PTHREAD_MUTEX_INITIALIZER;
+void lib_prepare() {
+  pthread_mutex_lock(&g_lib_mutex);
+}
+void lib_after() {
+  pthread_mutex_unlock(&g_lib_mutex);
+}
+std::atomic<bool> g_cancel_pending{false};
+volatile bool g_fork_returned = false;
+void* cancelled_forker(void*) {
+  int old;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+  while (!g_cancel_pending.load()) {
+  }
+  pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);  // not a cancellation point
+  pid_t p = fork();
+  if (p == 0) _exit(0);
+  g_fork_returned = true;
+  waitpid(p, nullptr, 0);  // a cancellation point: the thread ends here
+  return nullptr;
+}
+void mode_cancel() {
+  watchdog(60);
+  pthread_atfork(lib_prepare, lib_after, lib_after);
+  pthread_t t;
+  pthread_create(&t, nullptr, cancelled_forker, nullptr);
+  pthread_cancel(t);
+  g_cancel_pending = true;
+  pthread_join(t, nullptr);
+  if (!g_fork_returned) it_fail("the thread was cancelled inside fork()");
+  if (pthread_mutex_trylock(&g_lib_mutex) != 0)
+    it_fail("a library's mutex stayed locked: its prepare handler ran, its parent handler not");
+  printf("cancel: fork returned with a cancellation pending; the library's handlers all ran\n");
+}
+
+// ---- late_live ----
+pthread_key_t g_live_key;
+void** g_late_blocks;
+int g_late_count;
+void late_live_destructor(void* v) {
+  if ((intptr_t)v < 2) {  // round 1: let Mallard's destructor run first
+    pthread_setspecific(g_live_key, (void*)2);
+    return;
+  }
+  for (int i = 0; i < g_late_count; i++) g_late_blocks[i] = malloc(64);
+}
+void* late_live_body(void*) {
+  g_sink = malloc(10);
+  free(g_sink);
+  pthread_setspecific(g_live_key, (void*)1);
+  return nullptr;
+}
+void mode_late_live(int count) {
+  watchdog(60);
+  g_late_count = count;
+  g_late_blocks = (void**)calloc((size_t)count, sizeof(void*));
+  pthread_key_create(&g_live_key, late_live_destructor);
+  size_t base = it_rss();
+  pthread_t t;
+  pthread_create(&t, nullptr, late_live_body, nullptr);
+  pthread_join(t, nullptr);
+  size_t grown = it_rss() - base;
+  size_t limit = (size_t)count * 64 * 4 + 2 * IT_MiB;
+  printf("late_live: %d blocks of 64 B from a late destructor: RSS +%zu KiB (limit %zu KiB)\n",
+         count, grown >> 10, limit >> 10);
+  for (int i = 0; i < count; i++) {
+    if (g_late_blocks[i] == nullptr) it_fail("late malloc %d failed", i);
+    free(g_late_blocks[i]);
+  }
+  if (grown > limit) it_fail("late blocks do not share pages");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -363,6 +486,12 @@ int main(int argc, char** argv) {
     mode_stdio(n);
   else if (strcmp(mode, "signal") == 0)
     mode_signal(n);
+  else if (strcmp(mode, "register_race") == 0)
+    mode_register_race(n);
+  else if (strcmp(mode, "cancel") == 0)
+    mode_cancel();
+  else if (strcmp(mode, "late_live") == 0)
+    mode_late_live(n);
   else if (strcmp(mode, "tsd") == 0)
     mode_tsd(n, i + 2 < argc ? argv[i + 2] : "body");
   else
