@@ -18,6 +18,25 @@ void clear_entry(Span* e) {
   e->back = 0;
 }
 
+// The doubly linked lists of small pages an arena keeps (abandoned, quarantined), through the
+// pages' next/prev links.
+void push_page(Span*& head, Span* page) {
+  page->prev = nullptr;
+  page->next = head;
+  if (head != nullptr) head->prev = page;
+  head = page;
+}
+
+void unlink_page(Span*& head, Span* page) {
+  if (page->prev != nullptr)
+    page->prev->next = page->next;
+  else
+    head = page->next;
+  if (page->next != nullptr) page->next->prev = page->prev;
+  page->next = page->prev = nullptr;
+  page->flags = 0;
+}
+
 constexpr std::uint32_t bin_of(std::size_t pages) {
   return pages >= 128 ? 128 : static_cast<std::uint32_t>(pages);
 }
@@ -101,8 +120,8 @@ bool Arena::grow_locked(std::size_t pages) {
   Segment* seg = map_segment_locked(bytes);
   if (seg == nullptr) return false;
   seg->free_pages = seg->data_pages();
-  // Fresh memory is zero and not yet resident: it starts in the purged state (purged at time 0:
-  // never used, so taking it is no evidence of a purge wanted back).
+  // Fresh memory is zero and not yet resident: it starts in the purged state (at time 0: never
+  // used). Taking it teaches the budget nothing: only ranges in recent_purges_ do.
   make_free_locked(seg, seg->first_data_page, seg->data_pages(), kPurged, 0, true);
   return true;
 }
@@ -217,7 +236,6 @@ Span* Arena::coalesce_locked(Segment* seg, Span* s, unsigned state) {
   std::uint64_t freed_at = s->freed_at_ms;
   bool merged = false;
   Span* pages = seg->pages();
-
   if (first > seg->first_data_page) {
     Span* e = &pages[first - 1];
     Span* left = e->kind == kSpanFreeTail ? e - e->back : (e->kind == kSpanFree ? e : nullptr);
@@ -547,31 +565,18 @@ std::size_t Arena::purge_segment_metadata_locked(Segment* seg) {
 
 void Arena::abandon_page_locked(Span* page) {
   page->flags = kSpanAbandoned;
-  Span*& head = abandoned_[page->size_class];
-  page->prev = nullptr;
-  page->next = head;
-  if (head != nullptr) head->prev = page;
-  head = page;
+  push_page(abandoned_[page->size_class], page);
   ++stats_.abandoned_pages;
 }
 
 void Arena::unlink_abandoned_locked(Span* page) {
-  if (page->prev != nullptr)
-    page->prev->next = page->next;
-  else
-    abandoned_[page->size_class] = page->next;
-  if (page->next != nullptr) page->next->prev = page->prev;
-  page->next = page->prev = nullptr;
-  page->flags = 0;
+  unlink_page(abandoned_[page->size_class], page);
   --stats_.abandoned_pages;
 }
 
 void Arena::quarantine_page_locked(Span* page) {
   page->flags = kSpanQuarantined;
-  page->prev = nullptr;
-  page->next = quarantined_;
-  if (quarantined_ != nullptr) quarantined_->prev = page;
-  quarantined_ = page;
+  push_page(quarantined_, page);
   ++stats_.quarantined_pages;
 }
 
@@ -580,13 +585,7 @@ bool Arena::release_abandoned_if_empty_locked(Span* page) {
   if (thread_free_count(page->thread_free.load(std::memory_order_acquire)) != page->used)
     return false;
   if (page->flags & kSpanQuarantined) {
-    if (page->prev != nullptr)
-      page->prev->next = page->next;
-    else
-      quarantined_ = page->next;
-    if (page->next != nullptr) page->next->prev = page->prev;
-    page->next = page->prev = nullptr;
-    page->flags = 0;
+    unlink_page(quarantined_, page);
     --stats_.quarantined_pages;
   } else {
     unlink_abandoned_locked(page);

@@ -82,8 +82,9 @@ class Arena {
 
   // The dirty budget: free bytes this arena keeps resident for reuse. Beyond it the oldest dirty
   // spans are purged at once, inside the call that freed (docs/design.md, "The purge policy"):
-  // the trim threshold (option trim_threshold, glibc's M_TRIM_THRESHOLD, dynamic) or, when larger,
-  // a quarter of the bytes the arena has in use (option dirty_max overrides both).
+  // the largest of the trim threshold (option trim_threshold, glibc's M_TRIM_THRESHOLD, dynamic),
+  // a quarter of the bytes the arena has in use, and the learnt part (reuse_boost); option
+  // dirty_max overrides all three.
   std::size_t dirty_budget() const;
   // Purges the oldest dirty spans until dirty_bytes() <= dirty_budget().
   void enforce_dirty_budget_locked();

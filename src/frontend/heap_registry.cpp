@@ -61,6 +61,15 @@ void on_thread_exit(void* value) {
   release(h);
 }
 
+// Marks a record taken (the caller holds g_lock).
+void mark_in_use(ThreadHeap* h, bool counted) {
+  h->in_use = true;
+  if (counted) {
+    ++g_live;
+    ++g_total;
+  }
+}
+
 // A heap record, from the pool or new, initialised for `arena`. A thread's heap is counted live
 // (`counted`); a late allocation's one-call heap is not. The record becomes in_use in the same
 // critical section that takes it, so a fork at any point finds it in the pool or in use.
@@ -71,11 +80,7 @@ ThreadHeap* take_record(Arena* arena, bool counted) {
     if (g_pool != nullptr) {
       h = g_pool;
       g_pool = h->next_free;
-      h->in_use = true;
-      if (counted) {
-        ++g_live;
-        ++g_total;
-      }
+      mark_in_use(h, counted);
     }
   }
   if (h == nullptr && reap_dead_threads() != 0) return take_record(arena, counted);
@@ -88,11 +93,7 @@ ThreadHeap* take_record(Arena* arena, bool counted) {
     h->next_all = g_all;
     g_all = h;
     ++g_records;
-    h->in_use = true;
-    if (counted) {
-      ++g_live;
-      ++g_total;
-    }
+    mark_in_use(h, counted);
     // Created inside the fork window (by the fork holder): part of the locked set, so the
     // parent's unlock and the child's reset treat it like every other heap.
     if (os::in_fork_window()) h->slow_lock().lock_for_fork();

@@ -259,49 +259,50 @@ std::size_t ThreadHeap::collect_all() {
   return returned;
 }
 
-void ThreadHeap::quarantine_all() {
+// Takes every page off this heap's queues, full pages first, and hands each to fn(arena, page)
+// under its arena's lock; every class is left with no current page.
+template <class Fn>
+void ThreadHeap::give_up_pages(Fn&& fn) {
   for (unsigned c = 0; c < kClassCount; ++c) {
-    for (PageQueue* q : {&avail_[c], &full_[c]}) {
+    // Full pages first: each page given up goes to the head of its arena's list, and the next
+    // adopter of an abandoned page takes the head, which should be one with free blocks.
+    for (PageQueue* q : {&full_[c], &avail_[c]}) {
       while (Span* s = q->first) {
         queue_remove(*q, s);
         Arena* a = arena_of(s);
         os::LockGuard guard(a->lock());
-        s->owner.store(nullptr, std::memory_order_release);
-        // `used` may be off by the one block a cut fast path was handing out or taking back;
-        // either way that block is held by no thread of the child, so 0 means none is.
-        if (s->used == 0 && thread_free_count(s->thread_free.load(std::memory_order_acquire)) == 0)
-          a->free_span_locked(s);
-        else
-          a->quarantine_page_locked(s);
+        fn(a, s);
       }
     }
     current_[c] = &g_empty_page;
   }
 }
 
+void ThreadHeap::quarantine_all() {
+  give_up_pages([](Arena* a, Span* s) {
+    s->owner.store(nullptr, std::memory_order_release);
+    // A cut fast path leaves `used` off only by blocks held by no thread of the child (too low by
+    // one, or too high by one or by a collected batch): 0 with no remote frees means none is used.
+    if (s->used == 0 && thread_free_count(s->thread_free.load(std::memory_order_acquire)) == 0)
+      a->free_span_locked(s);
+    else
+      a->quarantine_page_locked(s);
+  });
+}
+
 void ThreadHeap::abandon_all() {
   os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
-  for (unsigned c = 0; c < kClassCount; ++c) {
-    // Full pages first: each abandoned page goes to the head of its arena's list, and the next
-    // adopter takes the head, which should be a page with free blocks.
-    for (PageQueue* q : {&full_[c], &avail_[c]}) {
-      while (Span* s = q->first) {
-        queue_remove(*q, s);
-        collect(s);
-        Arena* a = arena_of(s);
-        os::LockGuard guard(a->lock());
-        if (s->used == 0) {
-          s->owner.store(nullptr, std::memory_order_relaxed);
-          a->free_span_locked(s);
-        } else {
-          s->flags = 0;
-          s->owner.store(nullptr, std::memory_order_release);
-          a->abandon_page_locked(s);
-        }
-      }
+  give_up_pages([this](Arena* a, Span* s) {
+    collect(s);
+    if (s->used == 0) {
+      s->owner.store(nullptr, std::memory_order_relaxed);
+      a->free_span_locked(s);
+    } else {
+      s->flags = 0;
+      s->owner.store(nullptr, std::memory_order_release);
+      a->abandon_page_locked(s);
     }
-    current_[c] = &g_empty_page;
-  }
+  });
 }
 
 }  // namespace mallard

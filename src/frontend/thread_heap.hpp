@@ -116,6 +116,8 @@ class ThreadHeap {
 
  private:
   void page_emptied_locked(Span* page);
+  template <class Fn>
+  void give_up_pages(Fn&& fn);
   bool collect(Span* page);
   bool extend(Span* page);
   void init_page(Span* page, unsigned c);
