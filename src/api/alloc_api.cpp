@@ -12,6 +12,7 @@
 #include "api/alloc_inline.hpp"
 #include "backend/huge.hpp"
 #include "frontend/block.hpp"
+#include "os/units.hpp"
 
 using namespace mallard;
 
@@ -19,10 +20,33 @@ using namespace mallard;
 
 namespace {
 
-constexpr std::size_t kMaxRequest = static_cast<std::size_t>(PTRDIFF_MAX);
+// Requests above kMaxRequest (os/units.hpp: 64 TiB) fail with ENOMEM before any rounding.
 
 bool is_power_of_two(std::size_t x) {
   return x != 0 && (x & (x - 1)) == 0;
+}
+
+// realloc of a block that cannot simply stay where it is: resized in place (large, huge), else
+// moved. Returns the block, or nullptr with errno ENOMEM (p is then untouched).
+void* realloc_resize_or_move(void* p, std::size_t n, const BlockRef& block) {
+  switch (block.kind) {
+    case BlockKind::kSmall:
+      break;
+    case BlockKind::kLarge:
+      if (n > kSmallMax && !huge::wants(n) && resize_large_in_place(block, n)) return p;
+      break;
+    case BlockKind::kHuge:
+      if (n > kSmallMax && huge::wants(n)) {
+        void* q = huge::reallocate(block.segment, n);
+        if (q != nullptr) return q;
+      }
+      break;
+  }
+  void* q = api::malloc_inline(n);
+  if (q == nullptr) return nullptr;  // errno is ENOMEM
+  memcpy(q, p, n < block.usable ? n : block.usable);
+  api::free_inline(p, "realloc");
+  return q;
 }
 
 }  // namespace
@@ -60,25 +84,16 @@ MALLARD_API void* mallard_realloc(void* p, std::size_t n) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  switch (block.kind) {
-    case BlockKind::kSmall:
-      // Stay in place while the block is not more than twice too big.
-      if (n <= block.usable && (n > block.usable / 2 || block.usable <= 64)) return p;
-      break;
-    case BlockKind::kLarge:
-      if (n > kSmallMax && !huge::wants(n) && resize_large_in_place(block, n)) return p;
-      break;
-    case BlockKind::kHuge:
-      if (n > kSmallMax && huge::wants(n)) {
-        void* q = huge::reallocate(block.segment, n);
-        if (q != nullptr) return q;
-      }
-      break;
-  }
-  void* q = api::malloc_inline(n);
-  if (q == nullptr) return nullptr;  // p is untouched, errno is ENOMEM
-  memcpy(q, p, n < block.usable ? n : block.usable);
-  api::free_inline(p, "realloc");
+  // A small block stays in place while it is not more than twice too big (no system call).
+  if (block.kind == BlockKind::kSmall && n <= block.usable &&
+      (n > block.usable / 2 || block.usable <= 64))
+    return p;
+  // errno changes only when realloc fails: an mremap refused in place before a move succeeds, a
+  // purge of a shrunk block's tail refused, must not show (as glibc's realloc in practice, whose
+  // MREMAP_MAYMOVE call does not fail on the way to a success).
+  int saved_errno = errno;
+  void* q = realloc_resize_or_move(p, n, block);
+  if (q != nullptr) errno = saved_errno;
   return q;
 }
 
@@ -112,13 +127,15 @@ MALLARD_API void* mallard_aligned_alloc(std::size_t alignment, std::size_t n) no
   return api::aligned_inline(alignment, n);
 }
 
+// As glibc's posix_memalign (checked against glibc 2.36): returns EINVAL for an alignment that is
+// not a power of two multiple of sizeof(void*), errno untouched; returns ENOMEM when the memory
+// cannot be had, and then errno is ENOMEM too (POSIX leaves errno alone here; glibc sets it, and
+// programs written against glibc may read it). *memptr is written only on success.
 MALLARD_API int mallard_posix_memalign(void** memptr, std::size_t alignment,
                                        std::size_t n) noexcept {
   if (!is_power_of_two(alignment) || alignment % sizeof(void*) != 0) return EINVAL;
-  int saved = errno;
   void* p = api::aligned_inline(alignment, n);
-  errno = saved;
-  if (p == nullptr) return ENOMEM;  // *memptr is left as it was
+  if (p == nullptr) return ENOMEM;  // errno is ENOMEM; *memptr is left as it was
   *memptr = p;
   return 0;
 }

@@ -9,22 +9,26 @@
 
 #include "backend/segment_map.hpp"
 #include "backend/size_class.hpp"
+#include "config/options.hpp"
 #include "frontend/thread_heap.hpp"
 
 namespace mallard::api {
 
 // Largest request served by the small classes: kSmallMax, or less when the mmap threshold was set
 // below it (glibc: every request at or above the threshold is mmapped). alloc_slow.cpp.
-extern std::size_t g_small_limit;
+extern config::Relaxed<std::size_t> g_small_limit;  // written by mallopt while others read
 // Recomputes g_small_limit after the mmap threshold changed.
 void refresh_small_limit() noexcept;
 
-// Slow paths (alloc_slow.cpp).
+// Slow paths (alloc_slow.cpp). Each sets errno (ENOMEM) only when it fails: the free paths never
+// change it (glibc's free, since 2.33), even when a system call inside them fails.
 [[gnu::noinline]] void* malloc_small_slow(unsigned size_class) noexcept;
 [[gnu::noinline]] void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept;
 [[gnu::noinline]] void free_slow_path(void* p, const char* call) noexcept;
 // A valid small block whose page is not this thread's (or is on its full list).
 [[gnu::noinline]] void free_small_other(Span* page, FreeBlock* b, std::uintptr_t mark) noexcept;
+// The calling thread's own page became empty (ThreadHeap::page_emptied, errno kept).
+[[gnu::noinline]] void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept;
 [[gnu::noinline]] void* aligned_slow(std::size_t alignment, std::size_t n) noexcept;
 
 [[gnu::always_inline]] inline void* malloc_inline(std::size_t n) noexcept {
@@ -51,7 +55,7 @@ void refresh_small_limit() noexcept;
       if (__builtin_expect(page->flags == 0 && page->owner.load(std::memory_order_relaxed) == heap,
                            1)) {
         if (__builtin_expect(ThreadHeap::push_local(page, b, mark), 1)) return;
-        heap->page_emptied(page);
+        page_emptied_slow(heap, page);
         return;
       }
       free_small_other(page, b, mark);  // another thread's page, or a full one of ours

@@ -1,6 +1,9 @@
 // alloc_slow.cpp: the slow paths behind the inline fast paths: first use (initialisation and
 // heap attachment), page refills, large and huge blocks, aligned classes, and every free that is
-// not a same-thread small free. Sets errno = ENOMEM on failure.
+// not a same-thread small free. Sets errno = ENOMEM on failure and leaves it unchanged otherwise:
+// a system call that fails on the way to a success (a refused brk before an mmap, a contended
+// futex, an madvise or munmap refused at the map-count limit) must not show. glibc's free keeps
+// errno since 2.33, whatever happens inside it; the free paths here do the same.
 #include <errno.h>
 
 #include "api/alloc_inline.hpp"
@@ -10,11 +13,12 @@
 #include "config/options.hpp"
 #include "frontend/block.hpp"
 #include "frontend/heap_registry.hpp"
+#include "os/units.hpp"
 #include "stats/heap_check.hpp"
 
 namespace mallard::api {
 
-constinit std::size_t g_small_limit = kSmallMax;
+constinit config::Relaxed<std::size_t> g_small_limit{kSmallMax};
 
 void refresh_small_limit() noexcept {
   long threshold = config::options().mmap_threshold;
@@ -49,39 +53,51 @@ ThreadHeap* current_heap() {
 }  // namespace
 
 void* malloc_small_slow(unsigned size_class) noexcept {
+  int saved_errno = errno;
   ThreadHeap* h = current_heap();
   maybe_check_heap();
   void* p = h == nullptr          ? nullptr
             : h == &g_exited_heap ? heap_registry::late_malloc_small(size_class)
                                   : h->malloc_refill(size_class);
   purger::maybe_start();  // opt-in; here no allocator lock is held, and never from free
-  if (p == nullptr) errno = ENOMEM;
+  errno = p == nullptr ? ENOMEM : saved_errno;
   return p;
 }
 
 void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept {
-  constexpr std::size_t kMax = static_cast<std::size_t>(PTRDIFF_MAX);
-  if (n > kMax || alignment > kMax / 2 || n + alignment > kMax) {
+  // What no path can hold is refused here, before any arithmetic on it (os/units.hpp).
+  if (n > kMaxRequest || alignment > kMaxAlignment) {
     errno = ENOMEM;
     return nullptr;
   }
+  int saved_errno = errno;
   current_heap();
   maybe_check_heap();
   void* p = nullptr;
   if (huge::wants(n)) p = huge::allocate(n, alignment < 16 ? 16 : alignment);
   if (p == nullptr) p = alloc_large(n, alignment, zero);
   purger::maybe_start();  // opt-in; here no allocator lock is held, and never from free
-  if (p == nullptr) errno = ENOMEM;
+  errno = p == nullptr ? ENOMEM : saved_errno;
   return p;
 }
 
 void free_small_other(Span* page, FreeBlock* b, std::uintptr_t mark) noexcept {
+  int saved_errno = errno;
   free_small_block(page, b, mark);
+  errno = saved_errno;
+}
+
+void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept {
+  int saved_errno = errno;
+  heap->page_emptied(page);
+  errno = saved_errno;
 }
 
 void free_slow_path(void* p, const char* call) noexcept {
+  int saved_errno = errno;
   free_slow(p, call);
   maybe_check_heap();
+  errno = saved_errno;
 }
 
 void* aligned_slow(std::size_t alignment, std::size_t n) noexcept {

@@ -1,6 +1,8 @@
 // glibc_ext.cpp: glibc's malloc extensions (mallopt, mallinfo, mallinfo2, malloc_trim,
 // malloc_stats, malloc_info) and Mallard's own statistics and option calls, plus the exit report.
+#include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -40,6 +42,20 @@ void file_sink(void* context, const char* data, std::size_t len) {
   fwrite(data, 1, len, static_cast<FILE*>(context));
 }
 
+// Makes the calling thread non-cancellable for a scope: stdio's writes (fwrite into the caller's
+// FILE) are cancellation points, and no Mallard call may be one. A pending cancellation request
+// stays pending and acts at the thread's next cancellation point after the call.
+class NoCancel {
+ public:
+  NoCancel() { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old_); }
+  ~NoCancel() { pthread_setcancelstate(old_, nullptr); }
+  NoCancel(const NoCancel&) = delete;
+  NoCancel& operator=(const NoCancel&) = delete;
+
+ private:
+  int old_ = PTHREAD_CANCEL_ENABLE;
+};
+
 std::size_t clamp_int(std::size_t v) {
   return v > 0x7fffffff ? 0x7fffffff : v;
 }
@@ -48,64 +64,37 @@ std::size_t clamp_int(std::size_t v) {
 
 MALLARD_API int mallard_mallopt(int param, int value) noexcept {
   api::ensure_initialized();
-  config::Options& o = config::options();
+  // The parameters that are options, bounded by the option table (config::apply_mallopt): a
+  // value out of range returns 0 and changes nothing, as glibc's mallopt(3).
+  int result = config::apply_mallopt(config::options(), param, value);
+  if (result >= 0) {
+    if (result == 1 && param == M_ARENA_MAX) arenas::set_cap(static_cast<unsigned>(value));
+    if (result == 1 && param == M_MMAP_THRESHOLD) api::refresh_small_limit();
+    return result;
+  }
   switch (param) {
-    case M_ARENA_MAX:
-      if (value <= 0) return 0;
-      o.arena_max = value;
-      arenas::set_cap(static_cast<unsigned>(value));
-      return 1;
     case M_ARENA_TEST:
       return value > 0 ? 1 : 0;
-    case M_MMAP_THRESHOLD:
-      if (value < 0 || static_cast<std::size_t>(value) > huge::kDynamicThresholdMax) return 0;
-      o.mmap_threshold = value;
-      o.dynamic_threshold_off = true;
-      api::refresh_small_limit();
-      return 1;
-    case M_MMAP_MAX:
-      if (value < 0) return 0;
-      o.mmap_max = value;
-      o.dynamic_threshold_off = true;
-      return 1;
-    case M_TRIM_THRESHOLD:
-      // As glibc, which stores the int in a size_t: a negative value means "never trim".
-      o.trim_threshold = value < 0 ? -1 : value;
-      o.dynamic_threshold_off = true;
-      return 1;
-    case M_TOP_PAD:
-      o.top_pad = value < 0 ? 0 : value;
-      o.dynamic_threshold_off = true;
-      return 1;
-    case M_MXFAST:
+    case M_MXFAST:  // as glibc: 0..160 bytes; only what mallinfo and malloc_info call "fast"
+      return stats::set_mxfast(value) ? 1 : 0;
     case M_PERTURB:
     case M_CHECK_ACTION:
-      return 1;  // accepted; Mallard has no fast bins, and checks bad pointers always
+      return 1;  // accepted; Mallard checks bad pointers always
     default:
       return 0;
   }
 }
 
+// glibc's mallinfo2(3): every field in glibc's meaning, as stats::fill_mallinfo2 details
+// (smblks and fsmblks follow mxfast: 0 when it is 0).
 MALLARD_API struct mallinfo2 mallard_mallinfo2() noexcept {
   api::ensure_initialized();
-  mallard_stats s;
-  stats::take_snapshot(&s);
   struct mallinfo2 mi;
-  std::memset(&mi, 0, sizeof mi);
-  mi.arena = s.bytes_mapped - huge::stats().mapped_bytes;  // non-mmapped space
-  mi.ordblks = s.free_spans;
-  mi.smblks = 0;
-  for (std::size_t c = 0; c < s.class_count; ++c) mi.smblks += s.classes[c].blocks_free;
-  mi.hblks = s.huge_blocks;
-  mi.hblkhd = huge::stats().mapped_bytes;
-  mi.usmblks = 0;
-  mi.fsmblks = s.bytes_free_in_pages;
-  mi.uordblks = s.bytes_small + s.bytes_large;
-  mi.fordblks = s.bytes_free_in_pages + s.bytes_dirty + s.bytes_purged;
-  mi.keepcost = 0;
+  stats::fill_mallinfo2(&mi);
   return mi;
 }
 
+// glibc's mallinfo(3): mallinfo2's fields as int, each capped at INT_MAX (glibc's wrap around).
 MALLARD_API struct mallinfo mallard_mallinfo() noexcept {
   struct mallinfo2 m2 = mallard_mallinfo2();
   struct mallinfo mi;
@@ -114,11 +103,11 @@ MALLARD_API struct mallinfo mallard_mallinfo() noexcept {
   mi.smblks = static_cast<int>(clamp_int(m2.smblks));
   mi.hblks = static_cast<int>(clamp_int(m2.hblks));
   mi.hblkhd = static_cast<int>(clamp_int(m2.hblkhd));
-  mi.usmblks = 0;
+  mi.usmblks = static_cast<int>(clamp_int(m2.usmblks));
   mi.fsmblks = static_cast<int>(clamp_int(m2.fsmblks));
   mi.uordblks = static_cast<int>(clamp_int(m2.uordblks));
   mi.fordblks = static_cast<int>(clamp_int(m2.fordblks));
-  mi.keepcost = 0;
+  mi.keepcost = static_cast<int>(clamp_int(m2.keepcost));
   return mi;
 }
 
@@ -126,18 +115,26 @@ MALLARD_API int mallard_malloc_trim(std::size_t) noexcept {
   return purge_everything() != 0 ? 1 : 0;
 }
 
+// glibc's malloc_stats(3), to stderr (file descriptor 2, unbuffered: raw write system calls).
+// Not a cancellation point (glibc's is not either): a thread with a pending cancellation request
+// prints everything and is cancelled at its next cancellation point.
 MALLARD_API void mallard_malloc_stats() noexcept {
   api::ensure_initialized();
   os::TextWriter w(2);
   stats::write_malloc_stats(w);
 }
 
+// glibc's malloc_info(3): options must be 0 and stream non-null, else -1 with errno EINVAL.
+// Writes with fwrite into the caller's FILE (buffered as the caller set it up), with cancellation
+// disabled: unlike glibc's, never a cancellation point (a thread cancelled inside would leave the
+// XML cut short and could hold a FILE lock).
 MALLARD_API int mallard_malloc_info(int options, void* stream) noexcept {
   if (options != 0 || stream == nullptr) {
     errno = EINVAL;
     return -1;
   }
   api::ensure_initialized();
+  NoCancel no_cancel;
   os::TextWriter w(file_sink, stream);
   stats::write_malloc_info(w);
   return 0;

@@ -4,6 +4,7 @@
 
 #include "backend/segment_map.hpp"
 #include "config/options.hpp"
+#include "os/check.hpp"
 #include "os/os.hpp"
 #include "os/text_writer.hpp"
 #include "stats/counters.hpp"
@@ -50,21 +51,23 @@ std::uint64_t decay_ms() {
   return d < 0 ? 0 : static_cast<std::uint64_t>(d);
 }
 
-// Smallest multiple of the segment size whose data pages hold `pages` pages plus top_pad.
-std::size_t segment_bytes_for(std::size_t pages) {
-  std::size_t pad = static_cast<std::size_t>(config::options().top_pad) / os::kPageSize;
-  if (pages > (std::size_t{1} << 46) / os::kPageSize) return 0;  // bigger than any segment
+// Smallest multiple of the segment size whose data pages hold `pages` pages plus top_pad; 0 when
+// that segment would exceed kMaxSegmentPages (its page counts would not fit the entries).
+std::size_t segment_bytes_for(Pages pages) {
+  Pages pad = Pages::within(static_cast<std::size_t>(config::options().top_pad));
+  constexpr std::size_t kMaxBytes = kMaxSegmentPages << kPageShift;
+  if (pages.count() > kMaxSegmentPages) return 0;  // bigger than any segment
   // Smaller multiples of the segment size have fewer data pages than `pages`: start at the
   // largest of them, not at 4 MiB (refusing an impossible request took 16M rounds, ~12 ms).
-  std::size_t bytes = pages * os::kPageSize / kSegmentSize * kSegmentSize;
+  std::size_t bytes = pages.bytes() / kSegmentSize * kSegmentSize;
   if (bytes < kSegmentSize) bytes = kSegmentSize;
-  while (true) {
-    std::size_t total = bytes / os::kPageSize;
-    std::size_t data = total - segment_metadata_pages(total);
+  while (bytes <= kMaxBytes) {
+    Pages total = Pages::within(bytes);
+    Pages data = total - segment_metadata_pages(total);
     if (data >= pages + pad || (data >= pages && bytes > kSegmentSize)) return bytes;
-    if (bytes > (std::size_t{1} << 46)) return 0;
     bytes += kSegmentSize;
   }
+  return 0;
 }
 
 }  // namespace
@@ -88,8 +91,18 @@ Segment* Arena::map_segment_locked(std::size_t bytes) {
       os::TextWriter(2).str("mallard: brk refused; arena 0 continues with mmap\n");
     }
   }
-  if (mem == nullptr) mem = os::map_aligned(bytes, kSegmentSize);
-  if (mem == nullptr) return nullptr;
+  // An mmap segment is reserved, and committed as its pages are handed out (commit_locked): its
+  // header and page entries now. brk memory is committed as the break grows.
+  const Pages total = Pages::within(bytes);
+  const Pages metadata = segment_metadata_pages(total);
+  if (mem == nullptr) {
+    mem = os::map_aligned(bytes, kSegmentSize, os::Access::kReserved);
+    if (mem == nullptr) return nullptr;
+    if (!os::commit(mem, metadata.bytes())) {
+      os::unmap(mem, bytes);
+      return nullptr;
+    }
+  }
   auto* seg = static_cast<Segment*>(mem);
   if (!segment_map::insert(reinterpret_cast<std::uintptr_t>(mem), bytes, seg)) {
     if (!brk) os::unmap(mem, bytes);
@@ -99,8 +112,9 @@ Segment* Arena::map_segment_locked(std::size_t bytes) {
   seg->kind = SegmentKind::kNormal;
   seg->from_brk = brk;
   seg->size = bytes;
-  seg->page_count = static_cast<std::uint32_t>(bytes / os::kPageSize);
-  seg->first_data_page = segment_metadata_pages(seg->page_count);
+  seg->page_count = total.narrow();
+  seg->first_data_page = metadata.narrow();
+  seg->committed_pages = brk ? total.narrow() : metadata.narrow();
   seg->free_pages = 0;
   seg->arena = this;
   seg->prev = nullptr;
@@ -114,7 +128,26 @@ Segment* Arena::map_segment_locked(std::size_t bytes) {
   return seg;
 }
 
-bool Arena::grow_locked(std::size_t pages) {
+bool Arena::commit_locked(Segment* seg, std::uint32_t end) {
+  MALLARD_CHECK(end <= seg->page_count);
+  if (end <= seg->committed_pages) return true;
+  // In steps, so that a segment taken page by page costs a few system calls, not one per span.
+  std::uint32_t target = seg->committed_pages + kCommitStep;
+  if (target < end) target = end;
+  if (target > seg->page_count) target = seg->page_count;
+  if (!os::commit(seg->page_address(seg->committed_pages),
+                  Pages{target - seg->committed_pages}.bytes())) {
+    // The step may be what the kernel refused: try the bare need.
+    if (target == end || !os::commit(seg->page_address(seg->committed_pages),
+                                     Pages{end - seg->committed_pages}.bytes()))
+      return false;
+    target = end;
+  }
+  seg->committed_pages = target;
+  return true;
+}
+
+bool Arena::grow_locked(Pages pages) {
   std::size_t bytes = segment_bytes_for(pages);
   if (bytes == 0) return false;
   Segment* seg = map_segment_locked(bytes);
@@ -167,6 +200,10 @@ void Arena::insert_bin_locked(Span* s) {
 
 Span* Arena::make_free_locked(Segment* seg, std::uint32_t first, std::uint32_t count,
                               unsigned state, std::uint64_t freed_at, bool zeroed) {
+  MALLARD_CHECK(lock_.held_by_me());
+  MALLARD_CHECK(count != 0 && first >= seg->first_data_page && first + count <= seg->page_count &&
+                first + count > first);
+  MALLARD_CHECK(state == kDirty || state == kPurged);
   Span* s = &seg->pages()[first];
   s->start = seg->page_address(first);
   s->kind = kSpanFree;
@@ -203,6 +240,10 @@ Span* Arena::make_free_locked(Segment* seg, std::uint32_t first, std::uint32_t c
 }
 
 void Arena::unlink_free_locked(Span* s) {
+  MALLARD_CHECK(s->kind == kSpanFree);
+  MALLARD_CHECK(s->state != kDirty || (dirty_bytes_ >= s->bytes() && stats_.dirty >= s->bytes()));
+  MALLARD_CHECK(s->state != kPurged || stats_.purged >= s->bytes());
+  MALLARD_CHECK(stats_.free_spans != 0);
   std::uint32_t b = bin_of(s->page_count);
   if (s->prev != nullptr)
     s->prev->next = s->next;
@@ -266,8 +307,8 @@ Span* Arena::coalesce_locked(Segment* seg, Span* s, unsigned state) {
   return make_free_locked(seg, first, count, state, freed_at, zeroed);
 }
 
-Span* Arena::find_fit_locked(unsigned state, std::size_t pages, std::size_t align_pages) {
-  std::size_t need = pages + align_pages - 1;
+Span* Arena::find_fit_locked(unsigned state, Pages pages, Pages align_pages) {
+  std::size_t need = (pages + align_pages - Pages{1}).count();
   std::uint32_t b = bin_of(need);
   for (std::uint32_t w = b / 64; w < 3; ++w) {
     std::uint64_t bits = nonempty_[state][w];
@@ -290,6 +331,9 @@ Span* Arena::find_fit_locked(unsigned state, std::size_t pages, std::size_t alig
 
 void Arena::set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t count,
                               SpanKind kind) {
+  MALLARD_CHECK(count != 0 && first >= seg->first_data_page && first + count <= seg->page_count);
+  MALLARD_CHECK(first + count <= seg->committed_pages);
+  MALLARD_CHECK(seg->free_pages >= count);
   Span* s = &seg->pages()[first];
   s->start = seg->page_address(first);
   s->kind = kind;
@@ -315,14 +359,18 @@ void Arena::set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t c
 
 // ---- allocation and free of spans ------------------------------------------------------------
 
-Span* Arena::alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanKind kind,
-                               bool* zeroed) {
-  if (align_pages == 0) align_pages = 1;
+Span* Arena::alloc_span_locked(Pages pages, Pages align_pages, SpanKind kind, bool* zeroed) {
+  MALLARD_CHECK(lock_.held_by_me());
+  if (align_pages.is_zero()) align_pages = Pages{1};
+  // A span lies inside one segment: more pages than the largest segment can never be found or
+  // grown (and the sum below must not wrap).
+  if (pages.count() > kMaxSegmentPages || align_pages.count() > kMaxSegmentPages) return nullptr;
   Span* s = nullptr;
   for (int attempt = 0; attempt < 2 && s == nullptr; ++attempt) {
     s = find_fit_locked(kDirty, pages, align_pages);
     if (s == nullptr) s = find_fit_locked(kPurged, pages, align_pages);
-    if (s == nullptr && (attempt == 1 || !grow_locked(pages + align_pages - 1))) return nullptr;
+    if (s == nullptr && (attempt == 1 || !grow_locked(pages + align_pages - Pages{1})))
+      return nullptr;
   }
   Segment* seg = segment_of_entry(s);
   std::uint32_t first = seg->index_of(s);
@@ -332,14 +380,23 @@ Span* Arena::alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanK
   std::uint64_t freed_at = s->freed_at_ms;
   unlink_free_locked(s);
   std::uint32_t at = first;
-  std::size_t align_bytes = align_pages * os::kPageSize;
+  std::size_t align_bytes = align_pages.bytes();
   while ((reinterpret_cast<std::uintptr_t>(seg->page_address(at)) & (align_bytes - 1)) != 0) ++at;
-  if (state == kPurged) learn_from_reuse_locked(seg->page_address(at), pages * os::kPageSize);
+  const std::uint32_t used_end = at + pages.narrow();
+  MALLARD_CHECK(used_end <= first + count);
+  if (!commit_locked(seg, used_end)) {
+    // The kernel will not back these pages: the span goes back as it was and the request fails;
+    // a segment mapped for this request alone goes back to the OS at once.
+    make_free_locked(seg, first, count, state, freed_at, was_zero);
+    if (count == seg->data_pages() && !seg->from_brk && seg->size > kSegmentSize)
+      release_segment_locked(seg);
+    return nullptr;
+  }
+  if (state == kPurged) learn_from_reuse_locked(seg->page_address(at), pages.bytes());
   if (at != first) make_free_locked(seg, first, at - first, state, freed_at, was_zero);
-  std::uint32_t used_end = at + static_cast<std::uint32_t>(pages);
   if (used_end != first + count)
     make_free_locked(seg, used_end, first + count - used_end, state, freed_at, was_zero);
-  set_in_use_locked(seg, at, static_cast<std::uint32_t>(pages), kind);
+  set_in_use_locked(seg, at, pages.narrow(), kind);
   *zeroed = was_zero;
   // Dirty spans age on every call that reaches the arena; after the span is taken, so that a
   // dirty span this call could use is not purged first.
@@ -348,12 +405,14 @@ Span* Arena::alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanK
 }
 
 void Arena::free_span_locked(Span* s) {
+  MALLARD_CHECK(lock_.held_by_me());
   return_span_locked(s);
   tick_locked();
   enforce_dirty_budget_locked();
 }
 
 void Arena::tick_locked() {
+  MALLARD_CHECK(lock_.held_by_me());
   if (dirty_bytes_ == 0) return;
   std::uint64_t now = os::now_ms();
   if (now >= next_decay_ms_) decay_locked(now, false);
@@ -401,6 +460,7 @@ void Arena::learn_from_reuse_locked(const char* start, std::size_t bytes) {
 }
 
 void Arena::enforce_dirty_budget_locked() {
+  MALLARD_CHECK(lock_.held_by_me());
   std::size_t budget = dirty_budget();
   std::size_t guard = stats_.free_spans + 1;  // a failed purge re-queues a span: stop after a lap
   while (dirty_bytes_ > budget && age_head_ != nullptr && guard-- != 0)
@@ -408,6 +468,9 @@ void Arena::enforce_dirty_budget_locked() {
 }
 
 void Arena::return_span_locked(Span* s) {
+  MALLARD_CHECK(s->kind == kSpanSmall || s->kind == kSpanLarge);
+  MALLARD_CHECK(s->kind != kSpanSmall || stats_.small_pages >= s->bytes());
+  MALLARD_CHECK(s->kind != kSpanLarge || (stats_.large >= s->bytes() && stats_.large_count != 0));
   Segment* seg = segment_of_entry(s);
   std::uint32_t first = seg->index_of(s);
   std::uint32_t count = s->page_count;
@@ -427,39 +490,44 @@ void Arena::return_span_locked(Span* s) {
   if (decay_ms() == 0) purge_span_locked(f);
 }
 
-bool Arena::shrink_span_locked(Span* s, std::size_t new_pages) {
-  if (new_pages == 0 || new_pages > s->page_count) return false;
-  std::uint32_t tail = s->page_count - static_cast<std::uint32_t>(new_pages);
+bool Arena::shrink_span_locked(Span* s, Pages new_pages) {
+  MALLARD_CHECK(lock_.held_by_me());
+  if (new_pages.is_zero() || new_pages > s->pages()) return false;
+  std::uint32_t tail = (s->pages() - new_pages).narrow();
   if (tail == 0) return true;
   Segment* seg = segment_of_entry(s);
   std::uint32_t first = seg->index_of(s);
-  s->page_count = static_cast<std::uint32_t>(new_pages);
+  s->set_pages(new_pages);
   stats_.large -= std::size_t{tail} * os::kPageSize;
   stats::add_active(-static_cast<std::int64_t>(std::size_t{tail} * os::kPageSize));
   seg->free_pages += tail;
-  Span* f = make_free_locked(seg, first + static_cast<std::uint32_t>(new_pages), tail, kDirty,
-                             os::now_ms(), false);
+  Span* f = make_free_locked(seg, first + new_pages.narrow(), tail, kDirty, os::now_ms(), false);
   f = coalesce_locked(seg, f, kDirty);
   if (decay_ms() == 0) purge_span_locked(f);
   enforce_dirty_budget_locked();
   return true;
 }
 
-bool Arena::grow_span_locked(Span* s, std::size_t new_pages) {
-  if (new_pages <= s->page_count) return new_pages == s->page_count;
+bool Arena::grow_span_locked(Span* s, Pages new_pages) {
+  MALLARD_CHECK(lock_.held_by_me());
+  if (new_pages <= s->pages()) return new_pages == s->pages();
   Segment* seg = segment_of_entry(s);
   std::uint32_t right_index = seg->index_of(s) + s->page_count;
-  std::uint32_t need = static_cast<std::uint32_t>(new_pages) - s->page_count;
+  // Compared at full width: a size beyond the segment can never be met in place (round 1 took
+  // the count modulo 2^32 here and returned a block smaller than promised).
+  if (new_pages > seg->pages_total() - Pages{seg->index_of(s)}) return false;
+  std::uint32_t need = (new_pages - s->pages()).narrow();
   if (right_index >= seg->page_count) return false;
   Span* right = &seg->pages()[right_index];
   if (right->kind != kSpanFree || right->page_count < need) return false;
+  if (!commit_locked(seg, right_index + need)) return false;
   std::uint32_t rest = right->page_count - need;
   unsigned state = right->state;
   bool zero = right->zeroed != 0;
   std::uint64_t freed_at = right->freed_at_ms;
   unlink_free_locked(right);
   if (rest != 0) make_free_locked(seg, right_index + need, rest, state, freed_at, zero);
-  s->page_count = static_cast<std::uint32_t>(new_pages);
+  s->set_pages(new_pages);
   stats_.large += std::size_t{need} * os::kPageSize;
   stats::add_active(static_cast<std::int64_t>(std::size_t{need} * os::kPageSize));
   seg->free_pages -= need;
@@ -491,6 +559,7 @@ void Arena::purge_span_locked(Span* s) {
 }
 
 std::size_t Arena::decay_locked(std::uint64_t now, bool force) {
+  MALLARD_CHECK(lock_.held_by_me());
   std::size_t released = 0;
   std::uint64_t delay = decay_ms();
   std::size_t guard = stats_.free_spans + 1;  // a failed purge re-queues a span: stop after a lap
@@ -564,6 +633,7 @@ std::size_t Arena::purge_segment_metadata_locked(Segment* seg) {
 // ---- abandoned small pages -------------------------------------------------------------------
 
 void Arena::abandon_page_locked(Span* page) {
+  MALLARD_CHECK(lock_.held_by_me());
   page->flags = kSpanAbandoned;
   push_page(abandoned_[page->size_class], page);
   ++stats_.abandoned_pages;
@@ -575,12 +645,14 @@ void Arena::unlink_abandoned_locked(Span* page) {
 }
 
 void Arena::quarantine_page_locked(Span* page) {
+  MALLARD_CHECK(lock_.held_by_me());
   page->flags = kSpanQuarantined;
   push_page(quarantined_, page);
   ++stats_.quarantined_pages;
 }
 
 bool Arena::release_abandoned_if_empty_locked(Span* page) {
+  MALLARD_CHECK(lock_.held_by_me());
   if ((page->flags & (kSpanAbandoned | kSpanQuarantined)) == 0) return false;  // adopted
   if (thread_free_count(page->thread_free.load(std::memory_order_acquire)) != page->used)
     return false;
@@ -597,6 +669,7 @@ bool Arena::release_abandoned_if_empty_locked(Span* page) {
 }
 
 Span* Arena::take_abandoned_locked(unsigned size_class) {
+  MALLARD_CHECK(lock_.held_by_me());
   Span* page = abandoned_[size_class];
   if (page != nullptr) unlink_abandoned_locked(page);
   return page;

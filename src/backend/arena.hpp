@@ -43,14 +43,15 @@ class Arena {
   // A span of `pages` pages aligned to `align_pages` pages (>= 1), taken from the span heap or
   // from fresh memory; marked with `kind` (kSpanSmall or kSpanLarge). *zeroed tells whether its
   // contents are known to be zero. nullptr when the OS refuses memory.
-  Span* alloc_span_locked(std::size_t pages, std::size_t align_pages, SpanKind kind, bool* zeroed);
+  // pages <= kMaxSegmentPages (larger requests fail here, never wrap).
+  Span* alloc_span_locked(Pages pages, Pages align_pages, SpanKind kind, bool* zeroed);
   // Returns an in-use span to the span heap (coalescing), then applies the purge policy: decay
   // of old dirty spans if due, and the dirty budget (purging the oldest beyond it).
   void free_span_locked(Span* s);
   // Large-block resizing in place: shrink gives the tail back; grow takes free pages after the
   // span. Both return false if impossible.
-  bool shrink_span_locked(Span* s, std::size_t new_pages);
-  bool grow_span_locked(Span* s, std::size_t new_pages);
+  bool shrink_span_locked(Span* s, Pages new_pages);
+  bool grow_span_locked(Span* s, Pages new_pages);
 
   // Small pages of exited threads, by size class.
   void abandon_page_locked(Span* page);
@@ -89,6 +90,8 @@ class Arena {
   // Purges the oldest dirty spans until dirty_bytes() <= dirty_budget().
   void enforce_dirty_budget_locked();
   static constexpr std::size_t kActiveShareDivisor = 4;
+  // An mmap segment is a reservation committed as it is used (commit_locked): pages at a time.
+  static constexpr std::uint32_t kCommitStep = 256;  // 1 MiB
   // The learnt part of the budget: purged bytes taken again within kReuseWindowMs of their purge
   // raise it (up to kMaxReuseBoost); dirty bytes that age out unused, and malloc_trim, lower it.
   static constexpr std::uint64_t kReuseWindowMs = 1000;
@@ -104,11 +107,14 @@ class Arena {
   // The last purges, to tell when a span taken from the purged bins was purged moments ago.
   void note_purge_locked(const char* start, std::size_t bytes);
   void learn_from_reuse_locked(const char* start, std::size_t bytes);
-  bool grow_locked(std::size_t pages);
+  bool grow_locked(Pages pages);
+  // Makes the segment's pages [0, end) read-write (os::commit), in steps of at least
+  // kCommitStep pages. False when the kernel refuses (overcommit): the caller fails the request.
+  bool commit_locked(Segment* seg, std::uint32_t end);
   Segment* map_segment_locked(std::size_t bytes);
   void release_segment_locked(Segment* seg);
   std::size_t purge_segment_metadata_locked(Segment* seg);
-  Span* find_fit_locked(unsigned state, std::size_t pages, std::size_t align_pages);
+  Span* find_fit_locked(unsigned state, Pages pages, Pages align_pages);
   Span* make_free_locked(Segment* seg, std::uint32_t first, std::uint32_t count, unsigned state,
                          std::uint64_t freed_at, bool zeroed);
   void unlink_free_locked(Span* s);

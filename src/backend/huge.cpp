@@ -20,7 +20,7 @@ std::size_t header_offset(std::size_t alignment) {
 }
 
 std::size_t mapping_size(std::size_t offset, std::size_t n) {
-  if (n > (std::size_t{1} << 62)) return 0;
+  if (n > kMaxRequest || offset > kMaxAlignment) return 0;  // os/units.hpp: refused at the API
   return (offset + n + os::kPageSize - 1) & ~(os::kPageSize - 1);
 }
 
@@ -102,27 +102,28 @@ void* reallocate(Segment* seg, std::size_t n) {
   if (size == old_size) return seg->huge_block;
   auto start = reinterpret_cast<std::uintptr_t>(seg);
   Segment* moved = seg;
+  // The segment map entries of a range the kernel gives up are cleared before it does so: once
+  // the range is free, another thread may map and register a segment there, and a late removal
+  // would erase that one. Only this thread may name the block meanwhile (it is being
+  // reallocated). The leaves of a range to be registered are made first, so that registering
+  // after the kernel call cannot fail.
+  if (!segment_map::prepare(start, size)) return nullptr;
+  segment_map::remove(start, old_size);
   if (os::remap_in_place(seg, old_size, size)) {
-    if (size < old_size) {
-      segment_map::remove(start, old_size);
-      segment_map::insert(start, size, seg);
-    } else if (!segment_map::insert(start, size, seg)) {
-      os::remap_in_place(seg, size, old_size);
-      return nullptr;
-    }
+    segment_map::insert(start, size, seg);
   } else {
     std::size_t align = seg->huge_alignment > kSegmentSize ? seg->huge_alignment : kSegmentSize;
-    void* mem = os::remap_aligned(seg, old_size, size, align);
-    if (mem == nullptr) return nullptr;
-    moved = static_cast<Segment*>(mem);
-    segment_map::remove(start, old_size);
-    if (!segment_map::insert(reinterpret_cast<std::uintptr_t>(mem), size, moved)) {
-      // Cannot register the new place: undo the move so the block stays valid.
-      void* back = os::remap_aligned(mem, size, old_size, align);
-      Segment* restored = static_cast<Segment*>(back != nullptr ? back : mem);
-      segment_map::insert(reinterpret_cast<std::uintptr_t>(restored), restored->size, restored);
+    void* dest = os::map_aligned(size, align, os::Access::kReserved);
+    void* mem = nullptr;
+    if (dest != nullptr && segment_map::prepare(reinterpret_cast<std::uintptr_t>(dest), size))
+      mem = os::move_mapping(seg, old_size, size, dest);
+    if (mem == nullptr) {
+      if (dest != nullptr) os::unmap(dest, size);
+      segment_map::insert(start, old_size, seg);  // not moved: registered again where it was
       return nullptr;
     }
+    moved = static_cast<Segment*>(mem);
+    segment_map::insert(reinterpret_cast<std::uintptr_t>(mem), size, moved);
     moved->huge_block = reinterpret_cast<char*>(moved) + offset;
   }
   moved->size = size;

@@ -9,6 +9,7 @@
 
 #include "backend/span.hpp"
 #include "os/os.hpp"
+#include "os/units.hpp"
 
 namespace mallard {
 
@@ -37,7 +38,11 @@ struct Segment {
   std::size_t huge_usable;
   std::size_t huge_alignment;
   std::uint64_t metadata_purged;  // normal segments: entry pages given back while all free
-  std::uint64_t reserved_[2];
+  // Normal segments: pages from the start that are read-write (committed, charged to the
+  // kernel's overcommit accounting); the rest is a PROT_NONE reservation (Arena::commit_locked).
+  std::uint32_t committed_pages;
+  std::uint32_t reserved32_;
+  std::uint64_t reserved_[1];
 
   Span* pages() {
     return reinterpret_cast<Span*>(reinterpret_cast<char*>(this) + kSegmentHeaderSize);
@@ -47,19 +52,23 @@ struct Segment {
         static_cast<std::size_t>(static_cast<const char*>(p) - reinterpret_cast<char*>(this));
     return pages() + (offset >> 12);
   }
-  std::uint32_t index_of(const Span* s) { return static_cast<std::uint32_t>(s - pages()); }
+  std::uint32_t index_of(const Span* s) {
+    MALLARD_CHECK(s >= pages() && s < pages() + page_count);
+    return static_cast<std::uint32_t>(s - pages());
+  }
   char* page_address(std::uint32_t index) {
     return reinterpret_cast<char*>(this) + (std::size_t{index} << 12);
   }
   std::uint32_t data_pages() const { return page_count - first_data_page; }
+  Pages pages_total() const { return Pages{page_count}; }
   bool entirely_free() const { return free_pages == page_count - first_data_page; }
 };
 
 static_assert(sizeof(Segment) <= kSegmentHeaderSize);
 
 // Pages a normal segment of `page_count` pages needs for its header and entries.
-inline constexpr std::uint32_t segment_metadata_pages(std::size_t page_count) {
-  return static_cast<std::uint32_t>((kSegmentHeaderSize + page_count * sizeof(Span) + 4095) / 4096);
+inline constexpr Pages segment_metadata_pages(Pages page_count) {
+  return Pages::covering(kSegmentHeaderSize + page_count.count() * sizeof(Span));
 }
 
 // The segment that holds a page entry (defined in segment_map.hpp: an entry may lie beyond the

@@ -27,18 +27,39 @@ Leaf* leaf_for(std::uintptr_t granule, bool create) {
 
 }  // namespace
 
-bool insert(std::uintptr_t start, std::size_t size, Segment* seg) {
+namespace {
+
+// The map covers the 47-bit user address space: a range that leaves it (a mapping request that
+// no kernel could place there, or a bad size) has no slots, and must not index past the table.
+bool covered(std::uintptr_t start, std::size_t size) {
+  constexpr std::uintptr_t kLimit = std::uintptr_t{1} << 47;
+  return size != 0 && start < kLimit && size <= kLimit - start;
+}
+
+}  // namespace
+
+bool prepare(std::uintptr_t start, std::size_t size) {
+  if (!covered(start, size)) return false;
   std::uintptr_t first = start >> kSegmentShift;
   std::uintptr_t last = (start + size - 1) >> kSegmentShift;
   for (std::uintptr_t g = first; g <= last; ++g) {
-    if (leaf_for(g, true) == nullptr) return false;  // nothing written yet beyond leaves
+    if (leaf_for(g, true) == nullptr) return false;
   }
+  return true;
+}
+
+bool insert(std::uintptr_t start, std::size_t size, Segment* seg) {
+  if (!prepare(start, size)) return false;  // nothing written yet beyond leaves
+  std::uintptr_t first = start >> kSegmentShift;
+  std::uintptr_t last = (start + size - 1) >> kSegmentShift;
   for (std::uintptr_t g = first; g <= last; ++g)
     leaf_for(g, false)->entries[g & ((1u << kLeafBits) - 1)].store(seg, std::memory_order_release);
   return true;
 }
 
 void remove(std::uintptr_t start, std::size_t size) {
+  MALLARD_CHECK(covered(start, size));
+  if (!covered(start, size)) return;
   std::uintptr_t first = start >> kSegmentShift;
   std::uintptr_t last = (start + size - 1) >> kSegmentShift;
   for (std::uintptr_t g = first; g <= last; ++g) {

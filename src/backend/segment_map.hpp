@@ -32,8 +32,11 @@ inline Segment* lookup(const void* p) {
 }
 
 // Points every granule of [start, start+size) at seg. Returns false if a leaf could not be mapped
-// (then nothing is registered).
+// or the range leaves the 47-bit address space the map covers (then nothing is registered).
 bool insert(std::uintptr_t start, std::size_t size, Segment* seg);
+// Makes the leaves that [start, start+size) needs, so that a later insert of that range cannot
+// fail. Returns false if a leaf could not be mapped.
+bool prepare(std::uintptr_t start, std::size_t size);
 // Clears the granules of [start, start+size).
 void remove(std::uintptr_t start, std::size_t size);
 // Bytes of leaves mapped (metadata statistics).

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "os/os.hpp"
+#include "os/units.hpp"
 
 namespace mallard {
 
@@ -54,10 +55,10 @@ inline constexpr std::size_t class_block_size(unsigned c) {
 }
 
 // 4 KiB pages in one page (run) of class c: 64 KiB, or enough for 8 blocks of the larger classes.
-inline constexpr std::size_t class_page_count(unsigned c) {
+inline constexpr Pages class_page_count(unsigned c) {
   std::size_t bytes = 8 * class_block_size(c);
   if (bytes < 64 * 1024) bytes = 64 * 1024;
-  return (bytes + os::kPageSize - 1) / os::kPageSize;
+  return Pages::covering(bytes);
 }
 
 static_assert(class_block_size(kClassCount - 1) == kSmallMax);

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "os/units.hpp"
+
 namespace mallard {
 
 class ThreadHeap;
@@ -68,7 +70,9 @@ struct alignas(64) Span {
   std::uint64_t freed_at_ms;  // free spans: dirty, when freed; purged, when purged (0: fresh from
                               // the OS, never used)
 
-  std::size_t bytes() const { return std::size_t{page_count} << 12; }
+  Pages pages() const { return Pages{page_count}; }
+  void set_pages(Pages p) { page_count = p.narrow(); }
+  std::size_t bytes() const { return pages().bytes(); }
 };
 
 static_assert(sizeof(Span) == 128, "two cache lines per page entry");

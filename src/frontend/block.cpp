@@ -105,9 +105,10 @@ void free_slow(void* p, const char* call) {
 }
 
 void* alloc_large(std::size_t n, std::size_t alignment, bool zero) {
-  std::size_t pages = (n + os::kPageSize - 1) / os::kPageSize;
-  if (pages == 0) pages = 1;
-  std::size_t align_pages = alignment > os::kPageSize ? alignment / os::kPageSize : 1;
+  MALLARD_CHECK(n <= kMaxRequest && alignment <= kMaxAlignment);
+  Pages pages = Pages::covering(n);
+  if (pages.is_zero()) pages = Pages{1};
+  Pages align_pages = alignment > os::kPageSize ? Pages::within(alignment) : Pages{1};
   ThreadHeap* h = tl_heap;
   Arena* home = h->is_sentinel() || h->arena() == nullptr ? arenas::arena0() : h->arena();
   Arena* arena = arenas::uncontended(home);
@@ -123,10 +124,10 @@ void* alloc_large(std::size_t n, std::size_t alignment, bool zero) {
 }
 
 bool resize_large_in_place(const BlockRef& block, std::size_t n) {
-  std::size_t pages = (n + os::kPageSize - 1) / os::kPageSize;
+  Pages pages = Pages::covering(n);
   Arena* arena = block.segment->arena;
   os::LockGuard guard(arena->lock());
-  if (pages <= block.page->page_count) return arena->shrink_span_locked(block.page, pages);
+  if (pages <= block.page->pages()) return arena->shrink_span_locked(block.page, pages);
   return arena->grow_span_locked(block.page, pages);
 }
 

@@ -112,6 +112,7 @@ void ThreadHeap::init_page(Span* page, unsigned c) {
   page->size_class = static_cast<std::uint8_t>(c);
   page->block_size = bs;
   page->reciprocal = ((std::uint64_t{1} << 40) + bs - 1) / bs;
+  MALLARD_CHECK(page->bytes() / bs <= UINT32_MAX && c < kClassCount);
   page->capacity = static_cast<std::uint32_t>(page->bytes() / bs);
   page->reserved = 0;
   page->used = 0;
@@ -153,12 +154,12 @@ Span* ThreadHeap::fresh_page(unsigned c) {
   Span* page;
   {  // The page is initialised under the lock: the heap checker and statistics may look at it.
     os::LockGuard guard(a->lock());
-    page = a->alloc_span_locked(class_page_count(c), 1, kSpanSmall, &zeroed);
+    page = a->alloc_span_locked(class_page_count(c), Pages{1}, kSpanSmall, &zeroed);
     if (page != nullptr) init_page(page, c);
   }
   if (page == nullptr && a != arena_) {
     os::LockGuard guard(arena_->lock());
-    page = arena_->alloc_span_locked(class_page_count(c), 1, kSpanSmall, &zeroed);
+    page = arena_->alloc_span_locked(class_page_count(c), Pages{1}, kSpanSmall, &zeroed);
     if (page != nullptr) init_page(page, c);
   }
   return page;

@@ -50,6 +50,9 @@ class ThreadHeap {
     Span* page = current_[c];
     FreeBlock* b = page->free;
     if (__builtin_expect(b == nullptr, 0)) return nullptr;
+    MALLARD_CHECK(page->used < page->capacity);
+    MALLARD_CHECK(reinterpret_cast<char*>(b) >= page->start &&
+                  reinterpret_cast<char*>(b) + page->block_size <= page->start + page->bytes());
     page->free = b->next;
     os::race_window(os::RaceWindow::kPop);
     ++page->used;
@@ -59,6 +62,7 @@ class ThreadHeap {
   // Pushes p (already checked to be a block start of `page`, owned by this heap and not full).
   // Returns false when the page became empty (the caller then calls page_emptied).
   [[gnu::always_inline]] static bool push_local(Span* page, FreeBlock* b, std::uintptr_t mark) {
+    MALLARD_CHECK(page->used != 0 && page->kind == kSpanSmall);
     b->next = page->free;
     b->marker = mark;
     page->free = b;

@@ -6,12 +6,15 @@
 // the fork window (the program's, in any order around Mallard's) may allocate and free.
 #pragma once
 
+#include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+
+#include "os/check.hpp"
 
 namespace mallard::os {
 
@@ -30,8 +33,10 @@ class SpinLock {
   constexpr SpinLock() = default;
   bool try_lock() {
     int expected = 0;
-    return state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
-                                          std::memory_order_relaxed);
+    bool taken = state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
+                                                std::memory_order_relaxed);
+    if (kChecked && taken) note_owner(static_cast<unsigned long>(pthread_self()));
+    return taken;
   }
   void lock() {
     if (in_fork_window()) return;  // held for fork() by this very thread
@@ -40,6 +45,8 @@ class SpinLock {
   }
   void unlock() {
     if (in_fork_window()) return;
+    MALLARD_CHECK(held_by_me());
+    if (kChecked) note_owner(0);
     if (state_.exchange(0, std::memory_order_release) == 2) wake();
   }
   // For the fork handlers only: take and release whatever the fork holder is.
@@ -47,14 +54,28 @@ class SpinLock {
     if (!try_lock()) lock_slow();
   }
   void unlock_for_fork() {
+    if (kChecked) note_owner(0);
     if (state_.exchange(0, std::memory_order_release) == 2) wake();
   }
   // After fork() the child has one thread: the lock is made free whoever held it.
-  void reset_in_child() { state_.store(0, std::memory_order_relaxed); }
+  void reset_in_child() {
+    if (kChecked) note_owner(0);
+    state_.store(0, std::memory_order_relaxed);
+  }
   bool is_locked() const { return state_.load(std::memory_order_relaxed) != 0; }
+  // Checked build: whether the calling thread holds the lock (or every lock, for fork). For
+  // MALLARD_CHECK(lock().held_by_me()) in the functions whose names end in _locked; in other
+  // builds the owner is not recorded and this answers whether anyone holds it.
+  bool held_by_me() const {
+    if (in_fork_window()) return true;
+    if (!kChecked) return is_locked();
+    return is_locked() &&
+           owner_.load(std::memory_order_relaxed) == static_cast<unsigned long>(pthread_self());
+  }
 
  private:
   void lock_slow() {
+    const int saved_errno = errno;  // the futex wait sets EAGAIN/EINTR: the C API keeps errno
     for (int spin = 0; spin < 64; ++spin) {
       __builtin_ia32_pause();
       if (state_.load(std::memory_order_relaxed) == 0 && try_lock()) return;
@@ -65,11 +86,23 @@ class SpinLock {
               0);
       c = state_.exchange(2, std::memory_order_acquire);
     }
+    if (kChecked) note_owner(static_cast<unsigned long>(pthread_self()));
+    errno = saved_errno;
   }
+  void note_owner(unsigned long who) { owner_.store(who, std::memory_order_relaxed); }
   void wake() {
     syscall(SYS_futex, reinterpret_cast<int*>(&state_), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
   }
   std::atomic<int> state_{0};  // 0 free, 1 locked, 2 locked with waiters
+#ifdef MALLARD_CHECKED
+  std::atomic<unsigned long> owner_{0};  // pthread_self() of the holder (checked build)
+#else
+  struct NoOwner {
+    void store(unsigned long, std::memory_order) {}
+    unsigned long load(std::memory_order) const { return 0; }
+  };
+  [[no_unique_address]] NoOwner owner_;
+#endif
 };
 
 class LockGuard {

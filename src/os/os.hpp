@@ -10,16 +10,25 @@ namespace mallard::os {
 
 inline constexpr std::size_t kPageSize = 4096;  // Mallard's page: the x86-64 base page
 
-// Maps `size` bytes (a multiple of kPageSize) of zeroed read-write memory whose start is a
-// multiple of `alignment` (a power of two >= kPageSize). Returns nullptr when the OS refuses.
-void* map_aligned(std::size_t size, std::size_t alignment);
+// How a new mapping starts: committed (read-write, charged to the kernel's overcommit accounting
+// at once, so a request it could never back fails here) or reserved (PROT_NONE address space,
+// charged only for the parts later passed to commit()).
+enum class Access : std::uint8_t { kCommitted, kReserved };
+// Maps `size` bytes (a multiple of kPageSize) of zeroed memory whose start is a multiple of
+// `alignment` (a power of two >= kPageSize). Returns nullptr when the OS refuses (for committed
+// memory: also when the kernel would not back it, errno ENOMEM).
+void* map_aligned(std::size_t size, std::size_t alignment, Access access = Access::kCommitted);
+// Makes [p, p+size) of a reservation read-write (zeroed), charging it as glibc's heaps do when
+// they grow (mprotect). Returns false when the kernel refuses (overcommit limit, map count).
+bool commit(void* p, std::size_t size);
 // Unmaps [p, p+size). Returns false if the OS refused.
 bool unmap(void* p, std::size_t size);
 // Grows or shrinks a mapping in place (no move). Returns false if that is impossible.
 bool remap_in_place(void* p, std::size_t old_size, std::size_t new_size);
-// Moves the mapping [p, p+old_size) to a new region of new_size bytes aligned to `alignment`.
-// Returns the new address or nullptr (the old mapping is then untouched).
-void* remap_aligned(void* p, std::size_t old_size, std::size_t new_size, std::size_t alignment);
+// Moves the mapping [p, p+old_size) onto `dest`, a reservation of new_size bytes (map_aligned
+// kReserved) that the kernel replaces atomically; the data is never copied. Returns dest, or
+// nullptr (the old mapping and the reservation are then untouched).
+void* move_mapping(void* p, std::size_t old_size, std::size_t new_size, void* dest);
 
 enum class PurgeKind : std::uint8_t { kDontNeed, kFree };
 // Gives the physical pages of [p, p+size) back to the OS; the range stays mapped. With kDontNeed
@@ -45,9 +54,11 @@ void sleep_ms(std::uint64_t ms);
 std::size_t resident_bytes();
 std::size_t peak_resident_bytes();
 // 64 random bits from the kernel (AT_RANDOM / getrandom), for secrets such as free-list keys.
+// Like every function of os_system.cpp: no cancellation point, errno left as it was.
 std::uint64_t random_u64();
 
-// Writes all of buf to fd, retrying on EINTR; never allocates.
+// Writes all of buf to fd, retrying on EINTR; never allocates. Raw write(2) system calls, so not
+// a cancellation point; leaves errno as it was (output errors are dropped).
 void write_all(int fd, const char* buf, std::size_t len);
 // Reads an environment variable without allocating (nullptr if unset).
 const char* get_env(const char* name);

@@ -1,4 +1,8 @@
-// os_memory.cpp: mapping, unmapping, remapping and purging memory. Never allocates.
+// os_memory.cpp: mapping, unmapping, remapping, committing and purging memory. Never allocates.
+// No mapping is MAP_NORESERVE: memory handed out is committed (charged to the kernel's overcommit
+// accounting) when it is mapped read-write or made read-write by commit(), so that a request the
+// kernel could never back fails at the call, as glibc's do, instead of the process being killed
+// when it touches the memory.
 #include <errno.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -14,9 +18,14 @@ namespace {
 // the over-map-and-trim dance (three system calls) for most segments.
 std::atomic<std::uintptr_t> g_map_hint{0};
 
-void* raw_map(void* hint, std::size_t size, int extra_flags) {
-  void* p = mmap(hint, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags, -1, 0);
+int protection(Access access) {
+  return access == Access::kCommitted ? PROT_READ | PROT_WRITE : PROT_NONE;
+}
+
+// A reservation (PROT_NONE) is not charged; making part of it writable later charges that part
+// (mprotect), which is why it is not MAP_NORESERVE either: the kernel skips the charge for those.
+void* raw_map(void* hint, std::size_t size, int prot, int extra_flags) {
+  void* p = mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 
@@ -43,21 +52,22 @@ long fault_countdown() {
 }
 #endif
 
-void* map_aligned(std::size_t size, std::size_t alignment) {
+void* map_aligned(std::size_t size, std::size_t alignment, Access access) {
   if (inject_fault()) return nullptr;
   std::uintptr_t hint = g_map_hint.load(std::memory_order_relaxed);
   if (hint != 0 && hint > size && ((hint - size) & (alignment - 1)) == 0) {
     void* want = reinterpret_cast<void*>(hint - size);
-    void* p = raw_map(want, size, MAP_FIXED_NOREPLACE);
+    void* p = raw_map(want, size, protection(access), MAP_FIXED_NOREPLACE);
     if (p == want) {
       g_map_hint.store(hint - size, std::memory_order_relaxed);
       return p;
     }
     if (p != nullptr) munmap(p, size);  // old kernels ignore NOREPLACE and treat it as a hint
   }
-  // Over-map by the alignment and trim both ends.
+  // Over-map by the alignment and trim both ends. The over-map is a reservation, so that only
+  // `size` bytes are ever charged; the kept part is committed afterwards if asked.
   if (size + alignment < size) return nullptr;
-  auto* raw = static_cast<char*>(raw_map(nullptr, size + alignment, 0));
+  auto* raw = static_cast<char*>(raw_map(nullptr, size + alignment, PROT_NONE, 0));
   if (raw == nullptr) return nullptr;
   auto start = reinterpret_cast<std::uintptr_t>(raw);
   std::uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
@@ -65,8 +75,18 @@ void* map_aligned(std::size_t size, std::size_t alignment) {
   std::size_t tail = alignment - head;
   if (head != 0) munmap(raw, head);
   if (tail != 0) munmap(reinterpret_cast<char*>(aligned) + size, tail);
+  if (access == Access::kCommitted &&
+      mprotect(reinterpret_cast<void*>(aligned), size, PROT_READ | PROT_WRITE) != 0) {
+    munmap(reinterpret_cast<void*>(aligned), size);
+    return nullptr;
+  }
   g_map_hint.store(aligned, std::memory_order_relaxed);
   return reinterpret_cast<void*>(aligned);
+}
+
+bool commit(void* p, std::size_t size) {
+  if (inject_fault()) return false;
+  return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
 
 bool unmap(void* p, std::size_t size) {
@@ -78,21 +98,10 @@ bool remap_in_place(void* p, std::size_t old_size, std::size_t new_size) {
   return mremap(p, old_size, new_size, 0) != MAP_FAILED;
 }
 
-void* remap_aligned(void* p, std::size_t old_size, std::size_t new_size, std::size_t alignment) {
-  // Reserve an aligned destination, then move the pages onto it (the kernel replaces the
-  // reservation atomically); the data is never copied.
-  void* dest = map_aligned(new_size, alignment);
-  if (dest == nullptr) return nullptr;
-  if (inject_fault()) {
-    munmap(dest, new_size);
-    return nullptr;
-  }
+void* move_mapping(void* p, std::size_t old_size, std::size_t new_size, void* dest) {
+  if (inject_fault()) return nullptr;
   void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
-  if (q == MAP_FAILED) {
-    munmap(dest, new_size);
-    return nullptr;
-  }
-  return q;
+  return q == MAP_FAILED ? nullptr : q;
 }
 
 bool purge(void* p, std::size_t size, PurgeKind kind) {

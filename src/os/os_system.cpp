@@ -23,10 +23,25 @@ constinit std::atomic<unsigned long> g_fork_holder{0};
 
 namespace {
 
-// Reads a small file into buf (NUL-terminated). Returns bytes read, or -1.
-// Raw system calls here and in write_all: the libc wrappers of open, read, write and close are
-// cancellation points, and Mallard's calls (a fork's prepare handler among them) must not be.
+// Keeps the caller's errno across a scope: the helpers here run inside malloc, free and fork,
+// which must not change errno when they succeed (glibc's free: never, since 2.33).
+class KeepErrno {
+ public:
+  KeepErrno() : saved_(errno) {}
+  ~KeepErrno() { errno = saved_; }
+  KeepErrno(const KeepErrno&) = delete;
+  KeepErrno& operator=(const KeepErrno&) = delete;
+
+ private:
+  int saved_;
+};
+
+// Reads a small file into buf (NUL-terminated). Returns bytes read, or -1. Leaves errno as it was.
+// Raw system calls here, in sleep_ms, random_u64 and write_all: the libc wrappers of open, read,
+// write, close, nanosleep and getrandom are cancellation points, and no Mallard call (malloc_stats,
+// a report, a fork's prepare handler) may be one.
 long read_small_file(const char* path, char* buf, std::size_t cap) {
+  KeepErrno keep;
   long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   long total = 0;
@@ -83,6 +98,7 @@ std::size_t status_field_bytes(const char* key) {
 }  // namespace
 
 unsigned usable_cpu_count() {
+  KeepErrno keep;
   unsigned n = 0;
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) n = static_cast<unsigned>(CPU_COUNT(&set));
@@ -118,6 +134,7 @@ long thread_count() {
 }
 
 void sleep_ms(std::uint64_t ms) {
+  KeepErrno keep;
   timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000};
   // The raw system call: the libc wrapper is a cancellation point.
   while (syscall(SYS_nanosleep, &ts, &ts) != 0 && errno == EINTR) {
@@ -138,8 +155,11 @@ std::size_t peak_resident_bytes() {
 }
 
 std::uint64_t random_u64() {
+  KeepErrno keep;
   std::uint64_t v = 0;
-  if (getrandom(&v, sizeof v, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof v)) return v | 1;
+  // The raw system call: glibc's getrandom wrapper is a cancellation point.
+  if (syscall(SYS_getrandom, &v, sizeof v, GRND_NONBLOCK) == static_cast<long>(sizeof v))
+    return v | 1;
   auto* at_random = reinterpret_cast<const std::uint64_t*>(getauxval(AT_RANDOM));
   if (at_random != nullptr) std::memcpy(&v, at_random, sizeof v);
   timespec ts;
@@ -150,6 +170,7 @@ std::uint64_t random_u64() {
 }
 
 void write_all(int fd, const char* buf, std::size_t len) {
+  KeepErrno keep;
   while (len > 0) {
     long n = syscall(SYS_write, fd, buf, len);
     if (n < 0) {

@@ -96,7 +96,7 @@ std::size_t check_segment(Arena* a, Segment* seg, Totals& t) {
         seg);
   CHECK(seg->arena == a, "segment in the wrong arena", seg);
   CHECK(seg->size == std::size_t{seg->page_count} * os::kPageSize &&
-            seg->first_data_page == segment_metadata_pages(seg->page_count),
+            seg->first_data_page == segment_metadata_pages(Pages{seg->page_count}).narrow(),
         "segment size or metadata size wrong", seg);
   for (std::size_t off = 0; off < seg->size; off += kSegmentSize)  // no overlap with another
     CHECK(segment_map::lookup(reinterpret_cast<char*>(seg) + off) == seg,

@@ -1,7 +1,11 @@
 // report.cpp: the text and JSON reports and glibc's malloc_stats / malloc_info formats.
 #include "stats/report.hpp"
 
+#include <malloc.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstring>
 
 #include "backend/arena_registry.hpp"
 #include "backend/huge.hpp"
@@ -22,7 +26,56 @@ void json_field(os::TextWriter& w, const char* key, std::size_t v, bool comma = 
   if (comma) w.ch(',');
 }
 
+// mallopt(M_MXFAST)'s value while the option table has no `mxfast` (-1: not set).
+std::atomic<long> g_mxfast_set{-1};
+
 }  // namespace
+
+std::size_t mxfast() {
+  long v = g_mxfast_set.load(std::memory_order_relaxed);
+  if (v < 0) v = config::get_option(config::options(), "mxfast");  // -1: no such option
+  if (v < 0) return kDefaultMxfast;
+  return static_cast<std::size_t>(v) > kMaxMxfast ? kMaxMxfast : static_cast<std::size_t>(v);
+}
+
+bool set_mxfast(long value) {
+  if (value < 0 || static_cast<std::size_t>(value) > kMaxMxfast) return false;
+  os::TextWriter text(-1);  // buffer only: the value as decimal text, for the option parser
+  text.u(static_cast<std::uint64_t>(value));
+  if (config::set_option(config::options(), "mxfast", 6, text.data(), text.size()))
+    g_mxfast_set.store(-1, std::memory_order_relaxed);  // the option holds it
+  else
+    g_mxfast_set.store(value, std::memory_order_relaxed);
+  return true;
+}
+
+void fill_mallinfo2(struct mallinfo2* out) {
+  mallard_stats s;
+  take_snapshot(&s);
+  std::size_t huge_mapped = huge::stats().mapped_bytes;
+  std::size_t limit = mxfast();
+  std::size_t fast_blocks = 0, fast_bytes = 0, other_blocks = 0;
+  for (std::size_t c = 0; c < s.class_count; ++c) {
+    const mallard_class_stats& k = s.classes[c];
+    if (k.block_size <= limit) {
+      fast_blocks += k.blocks_free;
+      fast_bytes += k.blocks_free * k.block_size;
+    } else {
+      other_blocks += k.blocks_free;
+    }
+  }
+  std::memset(out, 0, sizeof *out);
+  out->arena = s.bytes_mapped > huge_mapped ? s.bytes_mapped - huge_mapped : 0;
+  out->ordblks = s.free_spans + other_blocks;
+  out->smblks = fast_blocks;
+  out->hblks = s.huge_blocks;
+  out->hblkhd = huge_mapped;
+  out->usmblks = 0;
+  out->fsmblks = fast_bytes;
+  out->uordblks = s.bytes_small + s.bytes_large;
+  out->fordblks = s.bytes_free_in_pages + s.bytes_dirty + s.bytes_purged;
+  out->keepcost = s.bytes_dirty;
+}
 
 void write_report_text(os::TextWriter& w) {
   mallard_stats s;
@@ -142,11 +195,12 @@ void write_malloc_stats(os::TextWriter& w) {
 // glibc's malloc_info XML: free memory by size per heap, then totals.
 void write_malloc_info(os::TextWriter& w) {
   std::size_t fast_count = 0, fast_size = 0, rest_count = 0, rest_size = 0, system = 0;
+  std::size_t limit = mxfast();
   w.str("<malloc version=\"1\">\n");
   arenas::for_each([&](unsigned i, Arena* a) {
     mallard_stats s;
     take_arena_snapshot(a, &s);
-    std::size_t heap_fast_count = 0, heap_fast_size = 0;
+    std::size_t heap_fast_count = 0, heap_fast_size = 0, heap_rest_count = 0, heap_rest_size = 0;
     w.str("<heap nr=\"").u(i).str("\">\n<sizes>\n");
     for (std::size_t c = 0; c < s.class_count; ++c) {
       const mallard_class_stats& k = s.classes[c];
@@ -154,10 +208,18 @@ void write_malloc_info(os::TextWriter& w) {
       w.str("  <size from=\"").u(k.block_size).str("\" to=\"").u(k.block_size);
       w.str("\" total=\"").u(k.blocks_free * k.block_size).str("\" count=\"").u(k.blocks_free);
       w.str("\"/>\n");
-      heap_fast_count += k.blocks_free;
-      heap_fast_size += k.blocks_free * k.block_size;
+      // glibc's "fast" are its fastbin chunks: up to mxfast; the others are in its bins ("rest").
+      if (k.block_size <= limit) {
+        heap_fast_count += k.blocks_free;
+        heap_fast_size += k.blocks_free * k.block_size;
+      } else {
+        heap_rest_count += k.blocks_free;
+        heap_rest_size += k.blocks_free * k.block_size;
+      }
     }
     std::size_t spans = s.bytes_dirty + s.bytes_purged;
+    heap_rest_count += s.free_spans;
+    heap_rest_size += spans;
     if (s.free_spans != 0) {
       w.str("  <unsorted from=\"4096\" to=\"").u(spans).str("\" total=\"").u(spans);
       w.str("\" count=\"").u(s.free_spans).str("\"/>\n");
@@ -168,7 +230,11 @@ void write_malloc_info(os::TextWriter& w) {
         .str("\" size=\"")
         .u(heap_fast_size)
         .str("\"/>\n");
-    w.str("<total type=\"rest\" count=\"").u(s.free_spans).str("\" size=\"").u(spans).str("\"/>\n");
+    w.str("<total type=\"rest\" count=\"")
+        .u(heap_rest_count)
+        .str("\" size=\"")
+        .u(heap_rest_size)
+        .str("\"/>\n");
     w.str("<system type=\"current\" size=\"").u(s.bytes_mapped).str("\"/>\n");
     w.str("<system type=\"max\" size=\"").u(s.bytes_mapped).str("\"/>\n");
     w.str("<aspace type=\"total\" size=\"").u(s.bytes_mapped).str("\"/>\n");
@@ -176,8 +242,8 @@ void write_malloc_info(os::TextWriter& w) {
     w.str("</heap>\n");
     fast_count += heap_fast_count;
     fast_size += heap_fast_size;
-    rest_count += s.free_spans;
-    rest_size += spans;
+    rest_count += heap_rest_count;
+    rest_size += heap_rest_size;
     system += s.bytes_mapped;
   });
   huge::HugeStats h = huge::stats();

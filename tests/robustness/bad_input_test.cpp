@@ -183,7 +183,7 @@ TEST(BadPointerDeathTest, PointerIntoTheTailOfASmallPage) {
   int tested = 0;
   for (unsigned c = 0; c < mallard::kClassCount; ++c) {
     std::size_t bs = mallard::class_block_size(c);
-    std::size_t bytes = mallard::class_page_count(c) * 4096;
+    std::size_t bytes = mallard::class_page_count(c).bytes();
     if (bytes % bs < 16) continue;  // no room for a 16-aligned pointer after the last block
     SCOPED_TRACE(bs);
     void* p = mallard_malloc(bs);

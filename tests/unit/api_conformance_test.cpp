@@ -1,17 +1,21 @@
 // api_conformance_test.cpp: the whole allocation API with glibc's documented semantics and every
 // edge case: sizes 0, 1, SIZE_MAX, PTRDIFF_MAX + 1; calloc/reallocarray overflow; realloc corner
 // cases; alignments (0, 3, 2^63, non powers of two); mallopt, mallinfo2, malloc_trim, malloc_info,
-// malloc_stats; every C++ operator new/delete; and the bad-pointer reports (death tests).
+// malloc_stats; errno (free never changes it, posix_memalign as glibc's), no cancellation point in
+// malloc_stats and malloc_info, mallinfo2 in glibc's meanings (mxfast); every C++ operator
+// new/delete; and the bad-pointer reports (death tests).
 //
 // Built twice: api_conformance_test calls the mallard_-prefixed functions (Mallard linked in);
 // api_conformance_preload_test calls the standard names and runs with libmallard.so preloaded
 // (its Mallard-only calls are weak references resolved from the preloaded library).
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -320,14 +324,20 @@ TEST(MallocTrim, GivesMemoryBackAndSaysSo) {
   EXPECT_EQ(stats().bytes_dirty, 0u);
 }
 
-TEST(MallocInfo, WritesGlibcShapedXml) {
+// malloc_info's XML, through an open_memstream.
+std::string malloc_info_xml() {
   char* buf = nullptr;
   std::size_t len = 0;
   FILE* f = open_memstream(&buf, &len);
-  ASSERT_EQ(API(malloc_info)(0, f), 0);
+  EXPECT_EQ(API(malloc_info)(0, f), 0);
   fclose(f);
   std::string xml(buf, len);
   free(buf);  // open_memstream's buffer comes from this process's malloc
+  return xml;
+}
+
+TEST(MallocInfo, WritesGlibcShapedXml) {
+  std::string xml = malloc_info_xml();
   EXPECT_EQ(xml.rfind("<malloc version=\"1\">", 0), 0u) << xml;
   EXPECT_NE(xml.find("<heap nr=\"0\">"), std::string::npos);
   EXPECT_NE(xml.find("<total type=\"mmap\""), std::string::npos);
@@ -342,6 +352,338 @@ TEST(MallocStats, PrintsGlibcShapedText) {
   EXPECT_NE(text.find("Arena 0:\nsystem bytes     ="), std::string::npos) << text;
   EXPECT_NE(text.find("Total (incl. mmap):"), std::string::npos);
   EXPECT_NE(text.find("max mmap regions ="), std::string::npos);
+}
+
+// ---- the C library's contracts: errno, cancellation, glibc's mallinfo ------------------------
+
+constexpr int kErrnoSentinel = EDOM;  // a value no allocator path sets
+
+// TSan and ASan map shadow memory for every mapping of the program.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitizerMapsMemory = true;
+#elif defined(__has_feature)
+constexpr bool kSanitizerMapsMemory =
+    __has_feature(thread_sanitizer) || __has_feature(address_sanitizer);
+#else
+constexpr bool kSanitizerMapsMemory = false;
+#endif
+
+// The mapping of /proc/self/maps that contains p: [*lo, *hi). False if none.
+bool vma_containing(const void* p, std::uintptr_t* lo, std::uintptr_t* hi) {
+  FILE* f = fopen("/proc/self/maps", "re");
+  if (f == nullptr) return false;
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  char line[512];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f) != nullptr) {
+    unsigned long start = 0, end = 0;
+    if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start <= a && a < end) {
+      *lo = start;
+      *hi = end;
+      found = true;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+long read_proc_long(const char* path) {
+  FILE* f = fopen(path, "re");
+  if (f == nullptr) return -1;
+  long v = -1;
+  if (fscanf(f, "%ld", &v) != 1) v = -1;
+  fclose(f);
+  return v;
+}
+
+// Above the dynamic mmap threshold's cap (32 MiB): always a huge block, a direct mmap.
+constexpr std::size_t kHugeBlock = std::size_t{40} << 20;
+
+TEST(Errno, FreeAndReallocKeepErrnoOnEveryPath) {
+  void* small = API(malloc)(opaque(40));
+  void* large = API(malloc)(opaque(100 << 10));
+  void* huge = API(malloc)(opaque(kHugeBlock));
+  void* moved = API(malloc)(opaque(1000));
+  ASSERT_TRUE(small != nullptr && large != nullptr && huge != nullptr && moved != nullptr);
+  errno = kErrnoSentinel;
+  moved = API(realloc)(moved, opaque(200 << 10));  // moves: malloc, copy, free
+  EXPECT_EQ(errno, kErrnoSentinel);
+  large = API(realloc)(large, opaque(70 << 10));  // shrinks in place: the tail is freed
+  EXPECT_EQ(errno, kErrnoSentinel);
+  API(free)(small);
+  API(free)(large);
+  API(free)(huge);
+  EXPECT_EQ(API(realloc)(moved, 0), nullptr);  // frees, as glibc's
+  EXPECT_EQ(errno, kErrnoSentinel);
+}
+
+// glibc's free keeps errno (since 2.33) even when a system call inside it fails. A huge block
+// whose mapping has merged with its neighbours must be split out by munmap, which the kernel
+// refuses (ENOMEM) while the process is at vm.max_map_count. Mallard then leaks the mapping.
+TEST(Errno, FreeKeepsErrnoWhenMunmapFailsAtTheMapCountLimit) {
+  if (kSanitizerMapsMemory)
+    GTEST_SKIP() << "the sanitizer runtime maps memory of its own: it fails at the limit first";
+  long max_maps = read_proc_long("/proc/sys/vm/max_map_count");
+  if (max_maps <= 0 || max_maps > (1L << 20))
+    GTEST_SKIP() << "vm.max_map_count " << max_maps << ": cannot reach it in a test";
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  std::size_t huge_before = stats().huge_blocks;
+  void* p = API(malloc)(opaque(kHugeBlock));
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(stats().huge_blocks, huge_before + 1);
+  // Anonymous read-write neighbours on both sides merge with the block's mapping (tried with
+  // and without MAP_NORESERVE, whichever Mallard uses).
+  std::uintptr_t lo = 0, hi = 0, lo2 = 0, hi2 = 0;
+  ASSERT_TRUE(vma_containing(p, &lo, &hi));
+  void* below = MAP_FAILED;
+  void* above = MAP_FAILED;
+  bool merged = false;
+  for (int noreserve : {MAP_NORESERVE, 0}) {
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | noreserve;
+    below = mmap(reinterpret_cast<void*>(lo - page), page, PROT_READ | PROT_WRITE, flags, -1, 0);
+    above = mmap(reinterpret_cast<void*>(hi), page, PROT_READ | PROT_WRITE, flags, -1, 0);
+    merged = below != MAP_FAILED && above != MAP_FAILED && vma_containing(p, &lo2, &hi2) &&
+             lo2 < lo && hi2 > hi;
+    if (merged) break;
+    if (below != MAP_FAILED) munmap(below, page);
+    if (above != MAP_FAILED) munmap(above, page);
+    below = above = MAP_FAILED;
+  }
+  if (!merged) {
+    API(free)(p);
+    GTEST_SKIP() << "the kernel did not merge the block's mapping with its neighbours";
+  }
+  // Fill the map count: one-page mappings of alternating protections (never merged).
+  std::vector<void*> fillers;
+  fillers.reserve(static_cast<std::size_t>(max_maps) + 16);
+  bool at_limit = false;
+  for (long i = 0; i < max_maps + 16; ++i) {
+    void* f = mmap(nullptr, page, (i & 1) != 0 ? PROT_READ : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (f == MAP_FAILED) {
+      at_limit = errno == ENOMEM;
+      break;
+    }
+    fillers.push_back(f);
+  }
+  errno = kErrnoSentinel;
+  API(free)(p);
+  int errno_after_free = errno;
+  unsigned char resident = 0;
+  // Still mapped: the munmap inside free really failed.
+  bool munmap_failed =
+      mincore(reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) & ~(page - 1)), page,
+              &resident) == 0;
+  for (void* f : fillers) munmap(f, page);
+  munmap(below, page);
+  munmap(above, page);
+  EXPECT_TRUE(at_limit);
+  EXPECT_EQ(errno_after_free, kErrnoSentinel) << "free changed errno";
+  if (!munmap_failed) GTEST_SKIP() << "munmap did not fail at the map-count limit";
+}
+
+// An in-place mremap refused (ENOMEM: the next pages are taken) before a move that succeeds must
+// not show in errno.
+TEST(Errno, ReallocThatMovesAHugeBlockKeepsErrno) {
+  auto* p = static_cast<unsigned char*>(API(malloc)(opaque(kHugeBlock)));
+  ASSERT_NE(p, nullptr);
+  memset(p, 0x5a, 4096);
+  std::uintptr_t lo = 0, hi = 0;
+  ASSERT_TRUE(vma_containing(p, &lo, &hi));
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  // A guard right after the mapping (it may already be taken: growth in place fails either way).
+  void* guard = mmap(reinterpret_cast<void*>(hi), page, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  errno = kErrnoSentinel;
+  auto* q = static_cast<unsigned char*>(API(realloc)(p, opaque(kHugeBlock + (8 << 20))));
+  int errno_after = errno;
+  if (guard != MAP_FAILED) munmap(guard, page);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(errno_after, kErrnoSentinel);
+  EXPECT_EQ(q[0], 0x5a);
+  EXPECT_EQ(q[4095], 0x5a);
+  API(free)(q);
+}
+
+// As glibc's (2.36, checked): ENOMEM returned and errno ENOMEM; EINVAL returned, errno untouched;
+// on success errno untouched.
+TEST(Errno, PosixMemalignSetsErrnoAsGlibc) {
+  void* sentinel = reinterpret_cast<void*>(0x1234);
+  void* out = sentinel;
+  errno = 0;
+  EXPECT_EQ(API(posix_memalign)(&out, 64, opaque(SIZE_MAX - 100)), ENOMEM);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(API(posix_memalign)(&out, opaque(std::size_t{1} << 63), 64), ENOMEM);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(API(posix_memalign)(&out, 64, opaque(std::size_t{1} << 62)), ENOMEM);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(out, sentinel);
+  errno = kErrnoSentinel;
+  EXPECT_EQ(API(posix_memalign)(&out, opaque(24), 64), EINVAL);
+  EXPECT_EQ(errno, kErrnoSentinel);
+  EXPECT_EQ(API(posix_memalign)(&out, 4096, opaque(100)), 0);
+  EXPECT_EQ(errno, kErrnoSentinel);
+  API(free)(out);
+}
+
+// ---- no cancellation point: a thread with a pending cancellation request prints everything ---
+
+struct CancelRun {
+  FILE* stream;           // malloc_info's stream, or nullptr for malloc_stats (to stderr)
+  bool returned = false;  // the call returned
+  bool survived = false;  // pthread_testcancel returned (must not)
+};
+
+void* print_with_cancel_pending(void* arg) {
+  auto* run = static_cast<CancelRun*>(arg);
+  pthread_cancel(pthread_self());  // deferred: acted on at the next cancellation point
+  if (run->stream != nullptr)
+    API(malloc_info)(0, run->stream);
+  else
+    API(malloc_stats)();
+  run->returned = true;
+  pthread_testcancel();
+  run->survived = true;
+  return nullptr;
+}
+
+std::string read_all(FILE* f) {
+  fflush(f);
+  std::string text;
+  char buf[4096];
+  rewind(f);
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  return text;
+}
+
+TEST(Cancellation, MallocStatsIsNoCancellationPoint) {
+  FILE* out = tmpfile();
+  ASSERT_NE(out, nullptr);
+  fflush(stderr);
+  int saved_stderr = dup(2);
+  ASSERT_GE(saved_stderr, 0);
+  ASSERT_EQ(dup2(fileno(out), 2), 2);
+  CancelRun run{nullptr};
+  pthread_t t;
+  void* result = nullptr;
+  ASSERT_EQ(pthread_create(&t, nullptr, print_with_cancel_pending, &run), 0);
+  pthread_join(t, &result);
+  dup2(saved_stderr, 2);
+  close(saved_stderr);
+  std::string text = read_all(out);
+  fclose(out);
+  EXPECT_TRUE(run.returned) << "cancelled inside malloc_stats; printed: " << text;
+  EXPECT_FALSE(run.survived);
+  EXPECT_EQ(result, PTHREAD_CANCELED);
+  EXPECT_NE(text.find("Total (incl. mmap):"), std::string::npos) << text;
+  EXPECT_NE(text.find("max mmap bytes   ="), std::string::npos) << text;
+  EXPECT_EQ(text.back(), '\n');
+}
+
+TEST(Cancellation, MallocInfoIsNoCancellationPoint) {
+  FILE* out = tmpfile();
+  ASSERT_NE(out, nullptr);
+  setvbuf(out, nullptr, _IONBF, 0);  // every fwrite is a write(2), a cancellation point
+  CancelRun run{out};
+  pthread_t t;
+  void* result = nullptr;
+  ASSERT_EQ(pthread_create(&t, nullptr, print_with_cancel_pending, &run), 0);
+  pthread_join(t, &result);
+  std::string text = read_all(out);
+  fclose(out);
+  EXPECT_TRUE(run.returned) << "cancelled inside malloc_info; printed: " << text;
+  EXPECT_FALSE(run.survived);
+  EXPECT_EQ(result, PTHREAD_CANCELED);
+  EXPECT_EQ(text.rfind("<malloc version=\"1\">", 0), 0u) << text;
+  EXPECT_NE(text.find("</malloc>\n"), std::string::npos) << text;
+}
+
+// ---- mallinfo2 in glibc's meanings (malloc/malloc.c int_mallinfo, mallinfo2(3)) ------------
+
+std::vector<void*> free_every_other_small_block(std::size_t n) {
+  std::vector<void*> kept;
+  kept.reserve(200);
+  std::vector<void*> all;
+  all.reserve(400);
+  for (int i = 0; i < 400; ++i) all.push_back(API(malloc)(opaque(n)));
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i % 2 == 0)
+      API(free)(all[i]);
+    else
+      kept.push_back(all[i]);
+  }
+  return kept;
+}
+
+TEST(Mallinfo2, FieldsFollowGlibcMeanings) {
+  // 40-byte requests take 48-byte blocks: below glibc's default mxfast (128), fastbin sizes.
+  std::vector<void*> kept = free_every_other_small_block(40);
+  struct mallinfo2 m = API(mallinfo2)();
+  EXPECT_GE(m.smblks, 200u);  // free fastbin-sized blocks
+  EXPECT_GE(m.fsmblks, 200u * 48);
+  EXPECT_LE(m.fsmblks, m.fordblks);  // fastbin bytes are free bytes too
+  EXPECT_EQ(m.usmblks, 0u);          // "unused, always 0" (mallinfo2(3))
+  EXPECT_LE(m.uordblks + m.fordblks, m.arena);
+  EXPECT_LE(m.keepcost, m.fordblks);
+  EXPECT_EQ(m.keepcost, stats().bytes_dirty);  // what malloc_trim(0) could give back
+  // A freed large block stays dirty (within the arena's dirty budget of at least 128 KiB) until
+  // decay or a trim: releasable, so in keepcost.
+  void* large = API(malloc)(opaque(80 << 10));
+  API(free)(large);
+  EXPECT_GE(API(mallinfo2)().keepcost, std::size_t{80} << 10);
+  // Huge blocks (glibc: mmapped chunks) are in hblks and hblkhd only.
+  void* big = API(malloc)(opaque(kHugeBlock));
+  struct mallinfo2 h = API(mallinfo2)();
+  EXPECT_EQ(h.hblks, m.hblks + 1);
+  EXPECT_GE(h.hblkhd, m.hblkhd + kHugeBlock);
+  EXPECT_EQ(h.uordblks, m.uordblks);
+  EXPECT_EQ(h.arena, m.arena);
+  API(free)(big);
+  for (void* p : kept) API(free)(p);
+  API(malloc_trim)(0);
+  EXPECT_EQ(API(mallinfo2)().keepcost, 0u);
+  struct mallinfo old = API(mallinfo)();
+  EXPECT_EQ(old.usmblks, 0);
+  EXPECT_GE(old.fordblks, old.keepcost);
+}
+
+// glibc: mallopt(M_MXFAST, v) accepts 0 <= v <= 160 (MAX_FAST_SIZE, 64-bit); with 0 there are no
+// fastbin chunks, so smblks and fsmblks are 0 and the free chunks are ordinary (ordblks).
+TEST(Mallinfo2, NoFastBlocksWhenMxfastIsZero) {
+  EXPECT_EQ(API(mallopt)(M_MXFAST, -1), 0);
+  EXPECT_EQ(API(mallopt)(M_MXFAST, 161), 0);
+  ASSERT_EQ(API(mallopt)(M_MXFAST, 0), 1);
+  std::vector<void*> kept = free_every_other_small_block(40);
+  struct mallinfo2 m = API(mallinfo2)();
+  std::string xml = malloc_info_xml();
+  ASSERT_EQ(API(mallopt)(M_MXFAST, 128), 1);  // glibc's default again
+  struct mallinfo2 d = API(mallinfo2)();
+  for (void* p : kept) API(free)(p);
+  EXPECT_EQ(m.smblks, 0u);
+  EXPECT_EQ(m.fsmblks, 0u);
+  EXPECT_GE(m.ordblks, 200u);
+  EXPECT_NE(xml.find("</heap>\n<total type=\"fast\" count=\"0\" size=\"0\"/>"), std::string::npos)
+      << xml;
+  EXPECT_GE(d.smblks, 200u);
+}
+
+// ctest runs this one again with GLIBC_TUNABLES=glibc.malloc.mxfast=0 (tests/unit/CMakeLists.txt).
+TEST(Mallinfo2, MxfastTunableZeroMeansNoFastBlocks) {
+  const char* tunables = getenv("GLIBC_TUNABLES");
+  if (tunables == nullptr || strstr(tunables, "glibc.malloc.mxfast=0") == nullptr)
+    GTEST_SKIP() << "run with GLIBC_TUNABLES=glibc.malloc.mxfast=0";
+  if (mallard_option_get("mxfast") < 0)
+    GTEST_SKIP() << "Mallard's option table has no mxfast option (glibc.malloc.mxfast) yet";
+  EXPECT_EQ(mallard_option_get("mxfast"), 0);
+  std::vector<void*> kept = free_every_other_small_block(40);
+  struct mallinfo2 m = API(mallinfo2)();
+  for (void* p : kept) API(free)(p);
+  EXPECT_EQ(m.smblks, 0u);
+  EXPECT_EQ(m.fsmblks, 0u);
+  EXPECT_GE(m.ordblks, 200u);
 }
 
 TEST(Threads, BlocksFreedByOtherThreadsAndAfterTheirExit) {

@@ -4,8 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/segment_map.hpp"
@@ -34,7 +38,7 @@ class ArenaTest : public ::testing::Test {
   Span* alloc(std::size_t pages, std::size_t align = 1) {
     bool zeroed = false;
     os::LockGuard g(arena_->lock());
-    Span* s = arena_->alloc_span_locked(pages, align, kSpanLarge, &zeroed);
+    Span* s = arena_->alloc_span_locked(Pages{pages}, Pages{align}, kSpanLarge, &zeroed);
     stats::check_arena_locked(arena_);
     return s;
   }
@@ -110,6 +114,89 @@ TEST_F(ArenaTest, SpanLargerThanASegmentGetsItsOwnSegment) {
   free_span(s);
 }
 
+// Issue 9 (../shared/cases/dropin/realloc_huge_overlap.c): a page count above 2^32 was taken modulo
+// 2^32 on the in-place growth path, which then "grew" a 17-page block by 20 pages and promised
+// 16 TiB.
+TEST_F(ArenaTest, GrowInPlaceNeverWrapsAPageCount) {
+  Span* s = alloc(17);
+  Span* after = alloc(64);
+  free_span(after);  // free pages to the right, so a wrapped count would find room
+  {
+    os::LockGuard g(arena_->lock());
+    for (std::size_t want : {(std::size_t{1} << 32) + 37, (std::size_t{1} << 32) + 17,
+                             std::size_t{1} << 40, SIZE_MAX >> 12}) {
+      EXPECT_FALSE(arena_->grow_span_locked(s, Pages{want})) << want;
+      EXPECT_EQ(s->page_count, 17u);
+    }
+    EXPECT_FALSE(arena_->shrink_span_locked(s, Pages{(std::size_t{1} << 32) + 1}));
+    EXPECT_EQ(s->page_count, 17u);
+    stats::check_arena_locked(arena_);
+  }
+  free_span(s);
+}
+
+TEST_F(ArenaTest, SpansBeyondTheLargestSegmentAreRefused) {
+  std::size_t mapped = stats().mapped;
+  EXPECT_EQ(alloc(kMaxSegmentPages + 1), nullptr);
+  EXPECT_EQ(alloc(std::size_t{1} << 33), nullptr);
+  EXPECT_EQ(alloc(SIZE_MAX >> 12), nullptr);
+  EXPECT_EQ(alloc(1, std::size_t{1} << 40), nullptr);         // alignment of 4 PiB
+  EXPECT_EQ(alloc(SIZE_MAX >> 13, SIZE_MAX >> 13), nullptr);  // the sum must not wrap
+  EXPECT_EQ(stats().mapped, mapped);
+}
+
+// The permissions of the mapping that holds `p`, from /proc/self/maps ("rw-p", "---p").
+std::string protection_at(const void* p) {
+  FILE* f = std::fopen("/proc/self/maps", "r");
+  char line[512];
+  std::string perms;
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  while (f != nullptr && std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned long lo = 0, hi = 0;
+    char prot[8] = {};
+    if (std::sscanf(line, "%lx-%lx %7s", &lo, &hi, prot) == 3 && a >= lo && a < hi) perms = prot;
+  }
+  if (f != nullptr) std::fclose(f);
+  return perms;
+}
+
+// Issue 9 (overcommit): an mmap segment is a reservation; only what is handed out is committed.
+TEST_F(ArenaTest, SegmentsCommitWhatTheyHandOut) {
+  Span* s = alloc(2);
+  ASSERT_NE(s, nullptr);
+  Segment* seg = segment_map::lookup(s->start);
+  ASSERT_FALSE(seg->from_brk);
+  std::uint32_t end = seg->index_of(s) + 2;
+  EXPECT_GE(seg->committed_pages, end);
+  EXPECT_LE(seg->committed_pages, end + Arena::kCommitStep);
+  EXPECT_LT(seg->committed_pages, seg->page_count);
+  EXPECT_EQ(protection_at(s->start), "rw-p");
+  EXPECT_EQ(protection_at(seg->page_address(seg->page_count - 1)), "---p");
+  // Taking the rest of the segment commits it.
+  Span* rest = alloc(seg->data_pages() - end + seg->first_data_page);
+  ASSERT_NE(rest, nullptr);
+  EXPECT_EQ(segment_map::lookup(rest->start), seg);
+  EXPECT_EQ(seg->committed_pages, seg->page_count);
+  rest->start[rest->bytes() - 1] = 1;
+  EXPECT_EQ(protection_at(seg->page_address(seg->page_count - 1)), "rw-p");
+  free_span(rest);
+  free_span(s);
+}
+
+// Under heuristic overcommit the kernel refuses to commit more than RAM + swap: the span request
+// fails and its segment does not stay mapped.
+TEST_F(ArenaTest, ImpossibleCommitFailsAndReleasesItsSegment) {
+  FILE* f = std::fopen("/proc/sys/vm/overcommit_memory", "r");
+  int mode = f != nullptr ? std::fgetc(f) : -1;
+  if (f != nullptr) std::fclose(f);
+  if (mode != '0') GTEST_SKIP() << "vm.overcommit_memory is not 0";
+  long pages = sysconf(_SC_PHYS_PAGES);
+  std::size_t want = 4 * static_cast<std::size_t>(pages);  // twice RAM, with swap up to RAM
+  std::size_t mapped = stats().mapped;
+  EXPECT_EQ(alloc(want), nullptr);
+  EXPECT_EQ(stats().mapped, mapped);
+}
+
 TEST_F(ArenaTest, ResizeInPlace) {
   Span* s = alloc(8);
   Span* after = alloc(8);
@@ -117,10 +204,10 @@ TEST_F(ArenaTest, ResizeInPlace) {
   free_span(after);
   {
     os::LockGuard g(arena_->lock());
-    EXPECT_TRUE(arena_->grow_span_locked(s, 14));
+    EXPECT_TRUE(arena_->grow_span_locked(s, Pages{14}));
     stats::check_arena_locked(arena_);
     EXPECT_EQ(s->page_count, 14u);
-    EXPECT_TRUE(arena_->shrink_span_locked(s, 2));
+    EXPECT_TRUE(arena_->shrink_span_locked(s, Pages{2}));
     stats::check_arena_locked(arena_);
     EXPECT_EQ(s->page_count, 2u);
   }
@@ -289,9 +376,9 @@ TEST_F(ArenaTest, RandomOperationsKeepEveryInvariant) {
       std::size_t pages = 1 + rng() % 60;
       os::LockGuard g(arena_->lock());
       if (pages < s->page_count)
-        arena_->shrink_span_locked(s, pages);
+        arena_->shrink_span_locked(s, Pages{pages});
       else
-        arena_->grow_span_locked(s, pages);
+        arena_->grow_span_locked(s, Pages{pages});
       stats::check_arena_locked(arena_);
     }
   }

@@ -36,6 +36,29 @@ TEST(SegmentMap, InsertCoversEveryGranuleAndRemoveClearsThem) {
   os::unmap(mem, size);
 }
 
+// Issue 9: a huge realloc to 64 TiB from a block near the top of the address space asked the map
+// to register granules past 2^47, which indexed past the top table and overwrote arena 0.
+TEST(SegmentMap, RangesBeyondTheAddressSpaceAreRefused) {
+  auto* fake = reinterpret_cast<Segment*>(std::uintptr_t{0x1234000});
+  const std::uintptr_t top = std::uintptr_t{1} << 47;
+  EXPECT_FALSE(segment_map::prepare(top - kSegmentSize, 2 * kSegmentSize));
+  EXPECT_FALSE(segment_map::insert(top - kSegmentSize, 2 * kSegmentSize, fake));
+  EXPECT_FALSE(segment_map::insert(top - kSegmentSize, SIZE_MAX, fake));
+  EXPECT_FALSE(segment_map::insert(top, kSegmentSize, fake));
+  EXPECT_FALSE(segment_map::insert(kSegmentSize, 0, fake));
+  EXPECT_TRUE(segment_map::prepare(top - kSegmentSize, kSegmentSize));
+  EXPECT_EQ(segment_map::lookup(reinterpret_cast<void*>(top - 1)), nullptr);
+}
+
+TEST(SegmentMap, CommittedAndReservedMappings) {
+  void* reserved = os::map_aligned(kSegmentSize, kSegmentSize, os::Access::kReserved);
+  ASSERT_NE(reserved, nullptr);
+  ASSERT_TRUE(os::commit(reserved, 2 * os::kPageSize));
+  static_cast<char*>(reserved)[2 * os::kPageSize - 1] = 1;  // committed: writable, zeroed before
+  EXPECT_EQ(static_cast<char*>(reserved)[0], 0);
+  os::unmap(reserved, kSegmentSize);
+}
+
 TEST(SegmentMap, MapAlignedHonoursLargeAlignments) {
   for (std::size_t align : {kSegmentSize, 4 * kSegmentSize}) {
     void* p = os::map_aligned(kSegmentSize, align);

@@ -40,7 +40,7 @@ TEST(SizeClass, InternalWasteIsBounded) {
 
 TEST(SizeClass, PagesHoldAtLeastEightBlocks) {
   for (unsigned c = 0; c < kClassCount; ++c) {
-    std::size_t bytes = class_page_count(c) * os::kPageSize;
+    std::size_t bytes = class_page_count(c).bytes();
     EXPECT_GE(bytes / class_block_size(c), 8u) << c;
     EXPECT_LT(bytes / class_block_size(c), 65536u) << c;  // fits the remote-free counter
   }
