@@ -141,7 +141,7 @@ MALLARD_API int mallard_posix_memalign(void** memptr, std::size_t alignment,
 }
 
 MALLARD_API void* mallard_valloc(std::size_t n) noexcept {
-  return api::aligned_inline(os::kPageSize, n);
+  return api::aligned_inline(os::page_size(), n);  // glibc: the kernel's page
 }
 
 MALLARD_API void* mallard_pvalloc(std::size_t n) noexcept {
@@ -149,8 +149,9 @@ MALLARD_API void* mallard_pvalloc(std::size_t n) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  std::size_t rounded = (n + os::kPageSize - 1) & ~(os::kPageSize - 1);
-  return api::aligned_inline(os::kPageSize, rounded == 0 ? os::kPageSize : rounded);
+  const std::size_t page = os::page_size();  // glibc: the kernel's page
+  std::size_t rounded = (n + page - 1) & ~(page - 1);
+  return api::aligned_inline(page, rounded == 0 ? page : rounded);
 }
 
 MALLARD_API std::size_t mallard_malloc_usable_size(void* p) noexcept {

@@ -544,14 +544,23 @@ void Arena::purge_span_locked(Span* s) {
   unlink_free_locked(s);
   ++stats_.purge_calls;
   os::PurgeKind kind = purge_kind();
-  if (!os::purge(seg->page_address(first), std::size_t{count} * os::kPageSize, kind)) {
+  char* start = seg->page_address(first);
+  const std::size_t bytes = Pages{count}.bytes();
+  if (!os::purge(start, bytes, kind)) {
     make_free_locked(seg, first, count, kDirty, freed_at, false);  // try again at a later tick
     return;
   }
-  note_purge_locked(seg->page_address(first), std::size_t{count} * os::kPageSize);
-  Span* f =
-      make_free_locked(seg, first, count, kPurged, os::now_ms(), kind == os::PurgeKind::kDontNeed);
+  // On a kernel whose pages are larger than Mallard's, only the kernel pages wholly inside the
+  // span were purged: the ends may still hold data.
+  const bool whole = os::purge_covers(start, bytes);
+  note_purge_locked(start, bytes);
+  Span* f = make_free_locked(seg, first, count, kPurged, os::now_ms(),
+                             kind == os::PurgeKind::kDontNeed && whole);
   f = coalesce_locked(seg, f, kPurged);
+  // Merged with purged neighbours, the kernel pages the span shared with them are wholly free:
+  // purge the merged range so they go too.
+  if (os::page_size() > os::kPageSize && f->page_count != count)
+    os::purge(f->start, f->bytes(), kind);
   // The segment is now entirely free and purged: its page entries (128 bytes per page, 128 KiB
   // per 4 MiB) were written while it was used and are resident; give them back now, since no
   // later call may come to do it (the segment itself is released by a decay pass or a trim).

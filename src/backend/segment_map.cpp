@@ -15,7 +15,8 @@ Leaf* leaf_for(std::uintptr_t granule, bool create) {
   auto& slot = g_top[granule >> kLeafBits];
   Leaf* leaf = slot.load(std::memory_order_acquire);
   if (leaf != nullptr || !create) return leaf;
-  auto* fresh = static_cast<Leaf*>(os::map_aligned(sizeof(Leaf), os::kPageSize));
+  static_assert(sizeof(Leaf) % 65536 == 0, "a leaf is a whole number of the largest kernel pages");
+  auto* fresh = static_cast<Leaf*>(os::map_aligned(sizeof(Leaf), os::page_size()));
   if (fresh == nullptr) return nullptr;
   if (slot.compare_exchange_strong(leaf, fresh, std::memory_order_acq_rel)) {
     g_leaf_bytes.fetch_add(sizeof(Leaf), std::memory_order_relaxed);

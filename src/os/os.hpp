@@ -8,18 +8,31 @@
 
 namespace mallard::os {
 
-inline constexpr std::size_t kPageSize = 4096;  // Mallard's page: the x86-64 base page
+// Mallard's page: the unit of spans and page entries (4 KiB), fixed at build time. It is not the
+// kernel's page, which may be larger (aarch64 kernels use 16 and 64 KiB): see page_size().
+inline constexpr std::size_t kPageSize = 4096;
+
+// The kernel's page size in bytes (getauxval(AT_PAGESZ), read on first use; 4096..kSegmentSize).
+// Every address given to mmap, munmap, mremap, mprotect and madvise is a multiple of it, and every
+// length too, except where a function below says it rounds: commit() rounds outward, purge()
+// inward. A build with MALLARD_PRETEND_PAGE_SIZE=N (tests) answers N when that is larger, to test
+// 16 KiB-page behaviour on a 4 KiB kernel; the checked build asserts the alignment of every call.
+std::size_t page_size();
+// Whether purge(p, size) purges the whole range (both ends on kernel pages): only then does a
+// MADV_DONTNEED purge leave the whole range reading as zeros.
+bool purge_covers(const void* p, std::size_t size);
 
 // How a new mapping starts: committed (read-write, charged to the kernel's overcommit accounting
 // at once, so a request it could never back fails here) or reserved (PROT_NONE address space,
 // charged only for the parts later passed to commit()).
 enum class Access : std::uint8_t { kCommitted, kReserved };
-// Maps `size` bytes (a multiple of kPageSize) of zeroed memory whose start is a multiple of
-// `alignment` (a power of two >= kPageSize). Returns nullptr when the OS refuses (for committed
-// memory: also when the kernel would not back it, errno ENOMEM).
+// Maps `size` bytes (a multiple of page_size()) of zeroed memory whose start is a multiple of
+// `alignment` (a power of two; the kernel's page at least). Returns nullptr when the OS refuses
+// (for committed memory: also when the kernel would not back it, errno ENOMEM).
 void* map_aligned(std::size_t size, std::size_t alignment, Access access = Access::kCommitted);
 // Makes [p, p+size) of a reservation read-write (zeroed), charging it as glibc's heaps do when
-// they grow (mprotect). Returns false when the kernel refuses (overcommit limit, map count).
+// they grow (mprotect); rounded outward to kernel pages (what was committed stays committed).
+// Returns false when the kernel refuses (overcommit limit, map count).
 bool commit(void* p, std::size_t size);
 // Unmaps [p, p+size). Returns false if the OS refused.
 bool unmap(void* p, std::size_t size);
@@ -31,8 +44,9 @@ bool remap_in_place(void* p, std::size_t old_size, std::size_t new_size);
 void* move_mapping(void* p, std::size_t old_size, std::size_t new_size, void* dest);
 
 enum class PurgeKind : std::uint8_t { kDontNeed, kFree };
-// Gives the physical pages of [p, p+size) back to the OS; the range stays mapped. With kDontNeed
-// the range reads as zeros afterwards. Returns false if the OS refused.
+// Gives the physical pages of [p, p+size) back to the OS; the range stays mapped. Only the
+// kernel pages wholly inside the range are purged (rounded inward; purge_covers says whether that
+// is all of it). With kDontNeed those read as zeros afterwards. Returns false if the OS refused.
 bool purge(void* p, std::size_t size, PurgeKind kind);
 
 // The program break, for arena 0's [heap]. grow_break returns the old break (the start of the new

@@ -9,10 +9,31 @@
 
 #include <atomic>
 
+#include <sys/auxv.h>
+
+#include "os/check.hpp"
 #include "os/os.hpp"
 
 namespace mallard::os {
 namespace {
+
+std::atomic<std::size_t> g_page_size{0};
+
+std::size_t read_page_size() {
+  std::size_t kernel = getauxval(AT_PAGESZ);
+  if (kernel < kPageSize || (kernel & (kernel - 1)) != 0) kernel = kPageSize;
+#ifdef MALLARD_PRETEND_PAGE_SIZE
+  if (kernel < MALLARD_PRETEND_PAGE_SIZE) kernel = MALLARD_PRETEND_PAGE_SIZE;
+#endif
+  return kernel;
+}
+
+bool on_page(std::uintptr_t a) {
+  return (a & (page_size() - 1)) == 0;
+}
+bool on_page(const void* p) {
+  return on_page(reinterpret_cast<std::uintptr_t>(p));
+}
 
 // Where the next aligned mapping is attempted: the kernel usually honours a free hint, which saves
 // the over-map-and-trim dance (three system calls) for most segments.
@@ -52,7 +73,22 @@ long fault_countdown() {
 }
 #endif
 
+std::size_t page_size() {
+  std::size_t v = g_page_size.load(std::memory_order_relaxed);
+  if (v == 0) {  // every thread computes the same value: a race only repeats the read
+    v = read_page_size();
+    g_page_size.store(v, std::memory_order_relaxed);
+  }
+  return v;
+}
+
+bool purge_covers(const void* p, std::size_t size) {
+  return on_page(p) && on_page(reinterpret_cast<std::uintptr_t>(p) + size);
+}
+
 void* map_aligned(std::size_t size, std::size_t alignment, Access access) {
+  if (alignment < page_size()) alignment = page_size();
+  MALLARD_CHECK(size != 0 && on_page(size));
   if (inject_fault()) return nullptr;
   std::uintptr_t hint = g_map_hint.load(std::memory_order_relaxed);
   if (hint != 0 && hint > size && ((hint - size) & (alignment - 1)) == 0) {
@@ -86,19 +122,25 @@ void* map_aligned(std::size_t size, std::size_t alignment, Access access) {
 
 bool commit(void* p, std::size_t size) {
   if (inject_fault()) return false;
-  return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+  const std::size_t mask = page_size() - 1;
+  auto start = reinterpret_cast<std::uintptr_t>(p) & ~mask;
+  std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(p) + size + mask) & ~mask;
+  return mprotect(reinterpret_cast<void*>(start), end - start, PROT_READ | PROT_WRITE) == 0;
 }
 
 bool unmap(void* p, std::size_t size) {
+  MALLARD_CHECK(on_page(p) && on_page(size));
   return munmap(p, size) == 0;
 }
 
 bool remap_in_place(void* p, std::size_t old_size, std::size_t new_size) {
+  MALLARD_CHECK(on_page(p) && on_page(old_size) && on_page(new_size));
   if (new_size > old_size && inject_fault()) return false;
   return mremap(p, old_size, new_size, 0) != MAP_FAILED;
 }
 
 void* move_mapping(void* p, std::size_t old_size, std::size_t new_size, void* dest) {
+  MALLARD_CHECK(on_page(p) && on_page(dest) && on_page(old_size) && on_page(new_size));
   if (inject_fault()) return nullptr;
   void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
   return q == MAP_FAILED ? nullptr : q;
@@ -106,6 +148,12 @@ void* move_mapping(void* p, std::size_t old_size, std::size_t new_size, void* de
 
 bool purge(void* p, std::size_t size, PurgeKind kind) {
   if (inject_fault()) return false;
+  const std::size_t mask = page_size() - 1;
+  std::uintptr_t start = (reinterpret_cast<std::uintptr_t>(p) + mask) & ~mask;
+  std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(p) + size) & ~mask;
+  if (end <= start) return true;  // no whole kernel page inside: nothing to give back
+  p = reinterpret_cast<void*>(start);
+  size = end - start;
   int advice = kind == PurgeKind::kFree ? MADV_FREE : MADV_DONTNEED;
   if (madvise(p, size, advice) == 0) return true;
   // MADV_FREE is missing on old kernels: fall back to the stronger advice.

@@ -50,15 +50,6 @@ TEST(SegmentMap, RangesBeyondTheAddressSpaceAreRefused) {
   EXPECT_EQ(segment_map::lookup(reinterpret_cast<void*>(top - 1)), nullptr);
 }
 
-TEST(SegmentMap, CommittedAndReservedMappings) {
-  void* reserved = os::map_aligned(kSegmentSize, kSegmentSize, os::Access::kReserved);
-  ASSERT_NE(reserved, nullptr);
-  ASSERT_TRUE(os::commit(reserved, 2 * os::kPageSize));
-  static_cast<char*>(reserved)[2 * os::kPageSize - 1] = 1;  // committed: writable, zeroed before
-  EXPECT_EQ(static_cast<char*>(reserved)[0], 0);
-  os::unmap(reserved, kSegmentSize);
-}
-
 TEST(SegmentMap, MapAlignedHonoursLargeAlignments) {
   for (std::size_t align : {kSegmentSize, 4 * kSegmentSize}) {
     void* p = os::map_aligned(kSegmentSize, align);
