@@ -4,6 +4,7 @@
 #include "backend/segment_map.hpp"
 #include "config/options.hpp"
 #include "os/os.hpp"
+#include "os/race_delay.hpp"
 #include "stats/counters.hpp"
 
 namespace mallard::huge {
@@ -111,6 +112,7 @@ void* reallocate(Segment* seg, std::size_t n) {
   if (!segment_map::prepare(start, size)) return nullptr;
   segment_map::remove(start, old_size);
   if (os::remap_in_place(seg, old_size, size)) {
+    os::race_window(os::RaceWindow::kRemap);  // the freed tail is another thread's to map now
     segment_map::insert(start, size, seg);
   } else {
     std::size_t align = seg->huge_alignment > kSegmentSize ? seg->huge_alignment : kSegmentSize;
@@ -124,6 +126,7 @@ void* reallocate(Segment* seg, std::size_t n) {
       return nullptr;
     }
     moved = static_cast<Segment*>(mem);
+    os::race_window(os::RaceWindow::kRemap);
     segment_map::insert(reinterpret_cast<std::uintptr_t>(mem), size, moved);
     moved->huge_block = reinterpret_cast<char*>(moved) + offset;
   }

@@ -15,6 +15,7 @@ enum class RaceWindow : int {
   kRemotePush,     // push_remote: before the compare-and-swap
   kQueueEdit,      // a page moved between a heap's queues (under the heap's slow-path lock)
   kAdopt,          // adopting an abandoned page: between taking it and owning it
+  kRemap,          // huge realloc: between the kernel's mremap and the segment-map update
 };
 
 #ifdef MALLARD_RACE_DELAYS
