@@ -22,6 +22,9 @@ constinit config::Relaxed<std::size_t> g_small_limit{kSmallMax};
 
 void refresh_small_limit() noexcept {
   long threshold = config::options().mmap_threshold;
+  // With direct mmap off (mmap_max 0) the threshold routes nothing: as glibc, small requests
+  // stay small (a zero threshold must not give every malloc(16) a page of its own).
+  if (config::options().mmap_max == 0) threshold = static_cast<long>(kSmallMax) + 1;
   g_small_limit = threshold <= 0 ? 0
                   : static_cast<std::size_t>(threshold) > kSmallMax
                       ? kSmallMax
@@ -82,9 +85,7 @@ void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept {
 }
 
 void free_small_other(Span* page, FreeBlock* b, std::uintptr_t mark) noexcept {
-  int saved_errno = errno;
-  free_small_block(page, b, mark);
-  errno = saved_errno;
+  free_small_block(page, b, mark);  // keeps errno itself, only on its branches that may purge
 }
 
 void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept {

@@ -68,8 +68,10 @@ MALLARD_API int mallard_mallopt(int param, int value) noexcept {
   // value out of range returns 0 and changes nothing, as glibc's mallopt(3).
   int result = config::apply_mallopt(config::options(), param, value);
   if (result >= 0) {
-    if (result == 1 && param == M_ARENA_MAX) arenas::set_cap(static_cast<unsigned>(value));
-    if (result == 1 && param == M_MMAP_THRESHOLD) api::refresh_small_limit();
+    if (result == 1 && param == M_ARENA_MAX && value >= 1)
+      arenas::set_cap(static_cast<unsigned>(value));
+    if (result == 1 && (param == M_MMAP_THRESHOLD || param == M_MMAP_MAX))
+      api::refresh_small_limit();
     return result;
   }
   switch (param) {
@@ -124,15 +126,13 @@ MALLARD_API void mallard_malloc_stats() noexcept {
   stats::write_malloc_stats(w);
 }
 
-// glibc's malloc_info(3): options must be 0 and stream non-null, else -1 with errno EINVAL.
+// glibc's malloc_info(3): options must be 0 (else it returns EINVAL, errno untouched, as glibc's
+// does) and stream non-null (likewise; glibc would crash).
 // Writes with fwrite into the caller's FILE (buffered as the caller set it up), with cancellation
 // disabled: unlike glibc's, never a cancellation point (a thread cancelled inside would leave the
 // XML cut short and could hold a FILE lock).
 MALLARD_API int mallard_malloc_info(int options, void* stream) noexcept {
-  if (options != 0 || stream == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
+  if (options != 0 || stream == nullptr) return EINVAL;
   api::ensure_initialized();
   NoCancel no_cancel;
   os::TextWriter w(file_sink, stream);

@@ -53,8 +53,13 @@ std::size_t threshold() {
 
 bool wants(std::size_t n) {
   const config::Options& o = config::options();
-  return n >= static_cast<std::size_t>(o.mmap_threshold) &&
-         g_live_count.load(std::memory_order_relaxed) < static_cast<std::size_t>(o.mmap_max);
+  if (n < static_cast<std::size_t>(o.mmap_threshold)) return false;
+  std::size_t live = g_live_count.load(std::memory_order_relaxed);
+  // Each huge block is a mapping of its own (4 MiB-aligned: the kernel cannot merge them). Past
+  // half the kernel's map count they would starve everything else of mappings (malloc failed
+  // at ~65500 live blocks of 128 KiB with memory to spare): the arenas, which pack many large
+  // blocks in a segment, take the rest.
+  return live < static_cast<std::size_t>(o.mmap_max) && live < os::max_map_count() / 2;
 }
 
 void* allocate(std::size_t n, std::size_t alignment) {

@@ -1,6 +1,8 @@
 // block.cpp: pointer resolution and validation, the free slow path, large blocks.
 #include "frontend/block.hpp"
 
+#include <errno.h>
+
 #include <cstring>
 
 #include "backend/arena_registry.hpp"
@@ -13,6 +15,20 @@
 namespace mallard {
 namespace {
 
+// Saves errno and puts it back: free leaves errno as it was (glibc since 2.33), even when a purge
+// or unmap inside it fails. Only around what may make a system call: the remote-free push makes
+// none and must stay short.
+class ErrnoKeeper {
+ public:
+  ErrnoKeeper() : saved_(errno) {}
+  ~ErrnoKeeper() { errno = saved_; }
+  ErrnoKeeper(const ErrnoKeeper&) = delete;
+  ErrnoKeeper& operator=(const ErrnoKeeper&) = delete;
+
+ private:
+  int saved_;
+};
+
 constexpr const char* kForeign = "invalid pointer (not allocated by mallard)";
 constexpr const char* kInterior = "invalid pointer (not the start of a block)";
 constexpr const char* kDoubleFree = "double free";
@@ -21,10 +37,23 @@ constexpr const char* kDoubleFree = "double free";
 // and release the page, under the arena lock. Out of line: the lock's code would otherwise
 // cost every remote free its register saves.
 [[gnu::noinline]] void free_last_block_of_orphan(Span* page, FreeBlock* b, std::uintptr_t mark) {
+  ErrnoKeeper keep;  // the release may purge (madvise): free keeps errno
   Arena* arena = segment_of_entry(page)->arena;
   os::LockGuard guard(arena->lock());
   push_remote(page, b, mark);
   arena->release_abandoned_if_empty_locked(page);
+}
+
+// The caller's own page, on a slow path (a full page, or a free that is not the fast path's).
+// Out of line, like the orphan branch: its calls would cost every remote free register saves.
+[[gnu::noinline]] void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b,
+                                          std::uintptr_t mark) {
+  ErrnoKeeper keep;  // an emptied page may go back to the arena and be purged (madvise)
+  if (page->flags & kSpanInFullList) {
+    me->free_into_full_page(page, b, mark);
+  } else if (!ThreadHeap::push_local(page, b, mark)) {
+    me->page_emptied(page);
+  }
 }
 
 }  // namespace
@@ -33,11 +62,7 @@ void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
   ThreadHeap* me = tl_heap;
   ThreadHeap* owner = page->owner.load(std::memory_order_acquire);
   if (owner == me) {
-    if (page->flags & kSpanInFullList) {
-      me->free_into_full_page(page, b, mark);
-    } else if (!ThreadHeap::push_local(page, b, mark)) {
-      me->page_emptied(page);
-    }
+    free_into_own_page(me, page, b, mark);
     return;
   }
   bool was_full = (page->flags & kSpanInFullList) != 0;

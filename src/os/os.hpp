@@ -62,6 +62,9 @@ unsigned usable_cpu_count();
 std::uint64_t now_ms();
 // Threads of this process (num_threads of /proc/self/stat), or -1 when /proc is unreadable.
 long thread_count();
+// The kernel's limit on this process's memory mappings (/proc/sys/vm/max_map_count, read once;
+// 65530, the kernel's default, when unreadable).
+std::size_t max_map_count();
 // Sleeps for `ms` milliseconds (a non-cancellable system call; resumes after signals).
 void sleep_ms(std::uint64_t ms);
 // Resident and peak resident bytes of this process (0 if /proc is unreadable).

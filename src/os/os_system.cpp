@@ -62,6 +62,8 @@ std::uint64_t parse_u64(const char*& s) {
   return v;
 }
 
+std::atomic<std::size_t> g_max_map_count{0};
+
 // CPUs allowed by the cgroup's CPU quota, or 0 when there is no quota.
 unsigned cgroup_cpu_limit() {
   char buf[128];
@@ -116,6 +118,20 @@ std::uint64_t now_ms() {
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
          static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+std::size_t max_map_count() {
+  std::size_t v = g_max_map_count.load(std::memory_order_relaxed);
+  if (v != 0) return v;
+  char buf[32];
+  v = 65530;
+  if (read_small_file("/proc/sys/vm/max_map_count", buf, sizeof buf) > 0) {
+    const char* s = buf;
+    std::uint64_t n = parse_u64(s);
+    if (n != 0) v = static_cast<std::size_t>(n);
+  }
+  g_max_map_count.store(v, std::memory_order_relaxed);  // every thread reads the same value
+  return v;
 }
 
 long thread_count() {

@@ -72,8 +72,10 @@ void fill_mallinfo2(struct mallinfo2* out) {
   out->hblkhd = huge_mapped;
   out->usmblks = 0;
   out->fsmblks = fast_bytes;
-  out->uordblks = s.bytes_small + s.bytes_large;
   out->fordblks = s.bytes_free_in_pages + s.bytes_dirty + s.bytes_purged;
+  // glibc's identity arena == uordblks + fordblks: what the arenas map and is not free is in use
+  // (blocks handed out, and the segments' headers and page entries, the allocator's overhead).
+  out->uordblks = out->arena > out->fordblks ? out->arena - out->fordblks : 0;
   out->keepcost = s.bytes_dirty;
 }
 

@@ -342,7 +342,24 @@ TEST(MallocInfo, WritesGlibcShapedXml) {
   EXPECT_NE(xml.find("<heap nr=\"0\">"), std::string::npos);
   EXPECT_NE(xml.find("<total type=\"mmap\""), std::string::npos);
   EXPECT_NE(xml.find("</malloc>"), std::string::npos);
-  EXPECT_EQ(API(malloc_info)(1, stdout), -1);
+  errno = EDOM;
+  EXPECT_EQ(API(malloc_info)(1, stdout), EINVAL);  // as glibc: returned, errno untouched
+  EXPECT_EQ(errno, EDOM);
+}
+
+// Review of issue 9: with direct mmap off, a zero threshold routed every malloc(16) to a page of
+// its own (glibc: the threshold matters only when mmap is allowed).
+TEST(Mallopt, ZeroThresholdWithMmapOffKeepsSmallBlocksSmall) {
+  ASSERT_EQ(API(mallopt)(M_MMAP_MAX, 0), 1);
+  ASSERT_EQ(API(mallopt)(M_MMAP_THRESHOLD, 0), 1);
+  char* a = static_cast<char*>(API(malloc)(opaque(16)));
+  char* b = static_cast<char*>(API(malloc)(opaque(16)));
+  EXPECT_LT(API(malloc_usable_size)(a), 64u);
+  EXPECT_LT(a > b ? a - b : b - a, 4096);  // neighbours in one small page
+  API(free)(a);
+  API(free)(b);
+  ASSERT_EQ(API(mallopt)(M_MMAP_THRESHOLD, 128 << 10), 1);
+  ASSERT_EQ(API(mallopt)(M_MMAP_MAX, 65536), 1);
 }
 
 TEST(MallocStats, PrintsGlibcShapedText) {
@@ -624,9 +641,9 @@ TEST(Mallinfo2, FieldsFollowGlibcMeanings) {
   struct mallinfo2 m = API(mallinfo2)();
   EXPECT_GE(m.smblks, 200u);  // free fastbin-sized blocks
   EXPECT_GE(m.fsmblks, 200u * 48);
-  EXPECT_LE(m.fsmblks, m.fordblks);  // fastbin bytes are free bytes too
-  EXPECT_EQ(m.usmblks, 0u);          // "unused, always 0" (mallinfo2(3))
-  EXPECT_LE(m.uordblks + m.fordblks, m.arena);
+  EXPECT_LE(m.fsmblks, m.fordblks);             // fastbin bytes are free bytes too
+  EXPECT_EQ(m.usmblks, 0u);                     // "unused, always 0" (mallinfo2(3))
+  EXPECT_EQ(m.uordblks + m.fordblks, m.arena);  // glibc's identity (review of issue 9)
   EXPECT_LE(m.keepcost, m.fordblks);
   EXPECT_EQ(m.keepcost, stats().bytes_dirty);  // what malloc_trim(0) could give back
   // A freed large block stays dirty (within the arena's dirty budget of at least 128 KiB) until

@@ -131,6 +131,30 @@ TEST(Options, EmptyAndBareKeys) {
   EXPECT_EQ(o.verbose, 1);  // a bare key means =1
 }
 
+// Review of issue 9: a bare size or count key meant 1 (every block mmapped for a bare
+// `mmap_threshold`); it is a missing value, refused with a warning.
+TEST(Options, BareSizeOrCountKeysAreRefused) {
+  Options o;
+  testing::internal::CaptureStderr();
+  apply_option_string(o, "mmap_threshold, arena_max ,background_purge");
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(o.mmap_threshold, 131072);
+  EXPECT_EQ(o.arena_max, Options{}.arena_max);
+  EXPECT_EQ(o.background_purge, 1);
+  EXPECT_NE(err.find("'mmap_threshold='"), std::string::npos) << err;
+  EXPECT_NE(err.find("'arena_max='"), std::string::npos) << err;
+}
+
+// As glibc: GLIBC_TUNABLES overrides the MALLOC_*_ variables, whichever comes first.
+TEST(Options, TunablesOverrideGlibcVariables) {
+  ScopedEnv env;
+  env.set("MALLOC_MMAP_THRESHOLD_", "300000")
+      .set("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=200000");
+  Options o;
+  load_options_from_environment(o, false);
+  EXPECT_EQ(o.mmap_threshold, 200000);
+}
+
 TEST(Options, GlibcEnvironmentVariablesAndTunables) {
   ScopedEnv env;
   env.set("MALLOC_ARENA_MAX", "2")
@@ -438,7 +462,8 @@ TEST(Options, MalloptRefusesValuesOutOfBounds) {
   EXPECT_EQ(apply_mallopt(o, M_MMAP_THRESHOLD, -1), 0);
   EXPECT_EQ(apply_mallopt(o, M_MMAP_MAX, -1), 0);
   EXPECT_EQ(apply_mallopt(o, M_TOP_PAD, -4096), 0);
-  EXPECT_EQ(apply_mallopt(o, M_ARENA_MAX, 0), 0);
+  EXPECT_EQ(apply_mallopt(o, M_ARENA_MAX, 0), 1);  // glibc: ignored, and 1 returned
+  EXPECT_EQ(apply_mallopt(o, M_ARENA_MAX, -3), 1);
   EXPECT_EQ(apply_mallopt(o, M_ARENA_MAX, 1025), 0);
   Options defaults;
   EXPECT_EQ(o.mmap_threshold, defaults.mmap_threshold);
