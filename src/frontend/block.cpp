@@ -1,8 +1,6 @@
 // block.cpp: pointer resolution and validation, the free slow path, large blocks.
 #include "frontend/block.hpp"
 
-#include <errno.h>
-
 #include <cstring>
 
 #include "backend/arena_registry.hpp"
@@ -10,24 +8,11 @@
 #include "backend/segment_map.hpp"
 #include "frontend/thread_heap.hpp"
 #include "os/fatal.hpp"
+#include "os/keep_errno.hpp"
 #include "os/lock.hpp"
 
 namespace mallard {
 namespace {
-
-// Saves errno and puts it back: free leaves errno as it was (glibc since 2.33), even when a purge
-// or unmap inside it fails. Only around what may make a system call: the remote-free push makes
-// none and must stay short.
-class ErrnoKeeper {
- public:
-  ErrnoKeeper() : saved_(errno) {}
-  ~ErrnoKeeper() { errno = saved_; }
-  ErrnoKeeper(const ErrnoKeeper&) = delete;
-  ErrnoKeeper& operator=(const ErrnoKeeper&) = delete;
-
- private:
-  int saved_;
-};
 
 constexpr const char* kForeign = "invalid pointer (not allocated by mallard)";
 constexpr const char* kInterior = "invalid pointer (not the start of a block)";
@@ -37,7 +22,7 @@ constexpr const char* kDoubleFree = "double free";
 // and release the page, under the arena lock. Out of line: the lock's code would otherwise
 // cost every remote free its register saves.
 [[gnu::noinline]] void free_last_block_of_orphan(Span* page, FreeBlock* b, std::uintptr_t mark) {
-  ErrnoKeeper keep;  // the release may purge (madvise): free keeps errno
+  os::KeepErrno keep;  // the release may purge (madvise): free keeps errno
   Arena* arena = segment_of_entry(page)->arena;
   os::LockGuard guard(arena->lock());
   push_remote(page, b, mark);
@@ -48,7 +33,7 @@ constexpr const char* kDoubleFree = "double free";
 // Out of line, like the orphan branch: its calls would cost every remote free register saves.
 [[gnu::noinline]] void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b,
                                           std::uintptr_t mark) {
-  ErrnoKeeper keep;  // an emptied page may go back to the arena and be purged (madvise)
+  os::KeepErrno keep;  // an emptied page may go back to the arena and be purged (madvise)
   if (page->flags & kSpanInFullList) {
     me->free_into_full_page(page, b, mark);
   } else if (!ThreadHeap::push_local(page, b, mark)) {

@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "os/keep_errno.hpp"
 #include "os/lock.hpp"
 #include "os/os.hpp"
 #include "os/race_delay.hpp"
@@ -23,18 +24,7 @@ constinit std::atomic<unsigned long> g_fork_holder{0};
 
 namespace {
 
-// Keeps the caller's errno across a scope: the helpers here run inside malloc, free and fork,
-// which must not change errno when they succeed (glibc's free: never, since 2.33).
-class KeepErrno {
- public:
-  KeepErrno() : saved_(errno) {}
-  ~KeepErrno() { errno = saved_; }
-  KeepErrno(const KeepErrno&) = delete;
-  KeepErrno& operator=(const KeepErrno&) = delete;
-
- private:
-  int saved_;
-};
+// The helpers here run inside malloc, free and fork, which keep errno (os/keep_errno.hpp).
 
 // Reads a small file into buf (NUL-terminated). Returns bytes read, or -1. Leaves errno as it was.
 // Raw system calls here, in sleep_ms, random_u64 and write_all: the libc wrappers of open, read,
