@@ -20,7 +20,7 @@ std::atomic<bool> g_stop{false};
 long g_rounds = 3000;
 
 void* resizer(void* arg) {
-  it_rng r(reinterpret_cast<uintptr_t>(arg));
+  it_rng r{reinterpret_cast<uintptr_t>(arg)};
   for (long i = 0; i < g_rounds; ++i) {
     size_t n = r.range(4, 12) * IT_MiB + r.below(IT_MiB);
     auto* p = static_cast<unsigned char*>(malloc(n));
@@ -40,7 +40,7 @@ void* resizer(void* arg) {
 }
 
 void* mapper(void* arg) {
-  it_rng r(reinterpret_cast<uintptr_t>(arg));
+  it_rng r{reinterpret_cast<uintptr_t>(arg)};
   void* live[8] = {};
   size_t sizes[8] = {};
   while (!g_stop.load(std::memory_order_relaxed)) {
