@@ -65,17 +65,18 @@ void fill_mallinfo2(struct mallinfo2* out) {
     }
   }
   std::memset(out, 0, sizeof *out);
-  out->arena = s.bytes_mapped > huge_mapped ? s.bytes_mapped - huge_mapped : 0;
   out->ordblks = s.free_spans + other_blocks;
   out->smblks = fast_blocks;
   out->hblks = s.huge_blocks;
   out->hblkhd = huge_mapped;
   out->usmblks = 0;
   out->fsmblks = fast_bytes;
+  out->uordblks = s.bytes_small + s.bytes_large;
   out->fordblks = s.bytes_free_in_pages + s.bytes_dirty + s.bytes_purged;
-  // glibc's identity arena == uordblks + fordblks: what the arenas map and is not free is in use
-  // (blocks handed out, and the segments' headers and page entries, the allocator's overhead).
-  out->uordblks = out->arena > out->fordblks ? out->arena - out->fordblks : 0;
+  // glibc's identity arena == uordblks + fordblks. The segments' headers and page entries are in
+  // neither (mallard_get_stats reports them as bytes_metadata): freeing every block brings
+  // uordblks back to where it was, even when a segment was mapped meanwhile.
+  out->arena = out->uordblks + out->fordblks;
   out->keepcost = s.bytes_dirty;
 }
 

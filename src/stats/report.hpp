@@ -31,7 +31,8 @@ bool set_mxfast(long value);
 
 // Fills *out with glibc's mallinfo2(3) fields, in glibc's meanings (malloc/malloc.c int_mallinfo),
 // all in bytes or block counts:
-//   arena     bytes the arenas took from the OS (brk and segments; not huge blocks)
+//   arena     uordblks + fordblks, glibc's identity: the arenas' bytes for blocks (brk and
+//             segments, without their headers and page entries; not huge blocks)
 //   ordblks   free chunks that are not fastbin chunks: free spans, and free blocks of the classes
 //             above mxfast()
 //   smblks    free fastbin chunks: free blocks of the classes up to mxfast() (0 if mxfast is 0)
@@ -41,7 +42,7 @@ bool set_mxfast(long value);
 //   uordblks  bytes of live blocks in the arenas (huge blocks are in hblkhd only)
 //   fordblks  free bytes in the arenas: free blocks in small pages, dirty and purged free spans
 //   keepcost  what malloc_trim(0) could give back now: the dirty (resident) free spans
-// arena - uordblks - fordblks is Mallard's metadata inside the segments.
+// The segments' metadata is in none of them (mallard_get_stats: bytes_metadata).
 void fill_mallinfo2(struct mallinfo2* out);
 
 }  // namespace mallard::stats
