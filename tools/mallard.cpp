@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config/options.hpp"
+#include "mallard/mallard.h"
 #include "os/text_writer.hpp"
 
 namespace {
@@ -20,7 +21,8 @@ int usage() {
           "usage: mallard run [--report[=text|json]] [--report-fd N] [--options K=V,...] -- "
           "PROGRAM [ARGS...]\n"
           "       mallard options [--markdown]   list the MALLARD_OPTIONS keys\n"
-          "       mallard lib          print the path of libmallard.so\n");
+          "       mallard lib          print the path of libmallard.so\n"
+          "       mallard --version    print the version\n");
   return 2;
 }
 
@@ -103,6 +105,10 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   if (cmd == "run") return run(argc - 2, argv + 2);
   if (cmd == "options") return list_options(argc > 2 && std::string(argv[2]) == "--markdown");
+  if (cmd == "--version" || cmd == "version") {
+    printf("mallard %s\n", MALLARD_VERSION_STRING);
+    return 0;
+  }
   if (cmd == "lib") {
     printf("%s\n", find_library().c_str());
     return 0;
