@@ -11,7 +11,14 @@
 #include <string>
 
 #include "config/options.hpp"
+#include "mallard/mallard.h"
 #include "os/text_writer.hpp"
+
+// The library directory relative to the tool's in an installed prefix (GNUInstallDirs' bindir and
+// libdir: ../lib, or ../lib/x86_64-linux-gnu under /usr on Debian).
+#ifndef MALLARD_INSTALL_LIBDIR_FROM_BIN
+#define MALLARD_INSTALL_LIBDIR_FROM_BIN "../lib"
+#endif
 
 namespace {
 
@@ -19,8 +26,9 @@ int usage() {
   fprintf(stderr,
           "usage: mallard run [--report[=text|json]] [--report-fd N] [--options K=V,...] -- "
           "PROGRAM [ARGS...]\n"
-          "       mallard options [--markdown]   list the MALLARD_OPTIONS keys\n"
-          "       mallard lib          print the path of libmallard.so\n");
+          "       mallard options [--markdown|--man]   list the MALLARD_OPTIONS keys\n"
+          "       mallard lib          print the path of libmallard.so\n"
+          "       mallard --version    print the version\n");
   return 2;
 }
 
@@ -32,7 +40,10 @@ std::string find_library() {
   self[n] = '\0';
   std::string dir(self);
   dir.erase(dir.rfind('/'));
-  for (const char* rel : {"/libmallard.so", "/../lib/libmallard.so"}) {
+  // The build tree (next to the tool), then the installed prefix (the runtime name first: a
+  // package without the development files has no libmallard.so).
+  for (const char* rel : {"/libmallard.so", "/" MALLARD_INSTALL_LIBDIR_FROM_BIN "/libmallard.so.0",
+                          "/" MALLARD_INSTALL_LIBDIR_FROM_BIN "/libmallard.so"}) {
     std::string candidate = dir + rel;
     if (access(candidate.c_str(), R_OK) == 0) {
       char real[PATH_MAX];
@@ -42,15 +53,25 @@ std::string find_library() {
   return "libmallard.so";
 }
 
-// `mallard options` (text) or `mallard options --markdown` (docs/options.md): the library's own
-// generator (config::write_option_docs), so tests/unit/options_test.cpp can compare the doc.
+// `mallard options` (text), `mallard options --markdown` (docs/options.md) or `mallard options
+// --man` (the OPTIONS section of mallard(3), generated at build time): the library's own generator
+// (config::write_option_docs), so tests/unit/options_test.cpp can compare the doc.
 void stdout_sink(void*, const char* data, std::size_t len) {
   fwrite(data, 1, len, stdout);
 }
 
-int list_options(bool markdown) {
+int list_options(int argc, char** argv) {
+  using mallard::config::DocFormat;
+  DocFormat format = DocFormat::kText;
+  if (argc > 0 && std::string(argv[0]) == "--markdown") {
+    format = DocFormat::kMarkdown;
+  } else if (argc > 0 && std::string(argv[0]) == "--man") {
+    format = DocFormat::kMan;
+  } else if (argc > 0) {
+    return usage();
+  }
   mallard::os::TextWriter w(stdout_sink, nullptr);
-  mallard::config::write_option_docs(w, markdown);
+  mallard::config::write_option_docs(w, format);
   return 0;
 }
 
@@ -102,7 +123,11 @@ int main(int argc, char** argv) {
   if (argc < 2) return usage();
   std::string cmd = argv[1];
   if (cmd == "run") return run(argc - 2, argv + 2);
-  if (cmd == "options") return list_options(argc > 2 && std::string(argv[2]) == "--markdown");
+  if (cmd == "options") return list_options(argc - 2, argv + 2);
+  if (cmd == "--version" || cmd == "version") {
+    printf("mallard %s\n", MALLARD_VERSION_STRING);
+    return 0;
+  }
   if (cmd == "lib") {
     printf("%s\n", find_library().c_str());
     return 0;

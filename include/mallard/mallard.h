@@ -22,8 +22,17 @@ extern "C" {
 #define MALLARD_NOTHROW
 #endif
 
+/* The version of this header (CMakeLists.txt's project version; the build checks they agree).
+ * The library's is mallard_version(): "MAJOR.MINOR.PATCH", the same as MALLARD_VERSION_STRING
+ * when the program runs with the library it was built against. The SONAME (libmallard.so.0)
+ * changes with MAJOR. */
 #define MALLARD_VERSION_MAJOR 0
-#define MALLARD_VERSION_MINOR 1
+#define MALLARD_VERSION_MINOR 2
+#define MALLARD_VERSION_PATCH 0
+#define MALLARD_VERSION_STRING "0.2.0"
+
+/* The running library's version, "MAJOR.MINOR.PATCH": a static string (never freed). */
+const char* mallard_version(void) MALLARD_NOTHROW;
 
 /* ---- the standard API, prefixed ---- */
 void* mallard_malloc(size_t size) MALLARD_NOTHROW;

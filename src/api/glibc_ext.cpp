@@ -176,6 +176,10 @@ MALLARD_API long mallard_option_get(const char* key) noexcept {
   return config::get_option(config::options(), key);
 }
 
+MALLARD_API const char* mallard_version() noexcept {
+  return MALLARD_VERSION_STRING;
+}
+
 MALLARD_API std::size_t mallard_purge() noexcept {
   return purge_everything();
 }

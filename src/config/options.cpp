@@ -467,7 +467,23 @@ void load_options_from_environment(Options& o) {
   load_options_from_environment(o, secure_execution());
 }
 
-void write_option_docs(os::TextWriter& w, bool markdown) {
+namespace {
+
+// Roff text: a backslash is written \e, and a line may not start with a control character.
+void write_roff(os::TextWriter& w, const char* text) {
+  if (*text == '.' || *text == '\'') w.str("\\&");
+  for (; *text != '\0'; ++text) {
+    if (*text == '\\')
+      w.str("\\e");
+    else
+      w.ch(*text);
+  }
+}
+
+}  // namespace
+
+void write_option_docs(os::TextWriter& w, DocFormat format) {
+  const bool markdown = format == DocFormat::kMarkdown;
   if (markdown) {
     w.str(
         "# Mallard options\n\n"
@@ -495,7 +511,15 @@ void write_option_docs(os::TextWriter& w, bool markdown) {
                          : info.kind == OptionKind::kCount ? "integer"
                          : info.kind == OptionKind::kBool  ? "0 or 1 (true, false)"
                                                            : "name";
-    if (markdown) {
+    if (format == DocFormat::kMan) {
+      w.str(".TP\n.B ").str(info.name).ch('\n').str(values).str("; ");
+      write_range(w, info);
+      w.str("; default ");
+      write_value(w, info, info.default_value);
+      w.str(".\n.br\n");
+      write_roff(w, info.doc);
+      w.ch('\n');
+    } else if (markdown) {
       w.str("| `").str(info.name).str("` | ").str(values).str(" | ");
       write_range(w, info);
       w.str(" | ");

@@ -116,7 +116,12 @@ void load_options_from_environment(Options& o, bool secure_execution);
 // getauxval(AT_SECURE): the process runs setuid, setgid or with gained capabilities.
 bool secure_execution();
 
-// Writes the option reference: docs/options.md (markdown) or the `mallard options` listing.
-void write_option_docs(os::TextWriter& w, bool markdown);
+// Writes the option reference: the `mallard options` listing, docs/options.md (markdown) or the
+// OPTIONS section of mallard(3) (roff, `mallard options --man`): one table, three renderings.
+enum class DocFormat { kText, kMarkdown, kMan };
+void write_option_docs(os::TextWriter& w, DocFormat format);
+inline void write_option_docs(os::TextWriter& w, bool markdown) {
+  write_option_docs(w, markdown ? DocFormat::kMarkdown : DocFormat::kText);
+}
 
 }  // namespace mallard::config

@@ -134,6 +134,7 @@ void write_report_json(os::TextWriter& w) {
   mallard_stats s;
   take_snapshot(&s);
   w.ch('{');
+  w.str("\"version\":\"" MALLARD_VERSION_STRING "\",");
   json_field(w, "pid", static_cast<std::size_t>(getpid()));
   json_field(w, "bytes_in_use", s.bytes_in_use);
   json_field(w, "peak_bytes_in_use", s.peak_bytes_in_use);

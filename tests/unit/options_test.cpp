@@ -556,5 +556,30 @@ TEST(Options, DocumentationIsCurrent) {
     EXPECT_NE(generated.find(std::string("| `") + table[i].name + "` |"), std::string::npos);
 }
 
+// mallard(3)'s OPTIONS section (`mallard options --man`): every option, as roff.
+TEST(OptionDocs, ManSectionHasEveryOption) {
+  std::string generated;
+  {
+    os::TextWriter w([](void* out, const char* data,
+                        std::size_t len) { static_cast<std::string*>(out)->append(data, len); },
+                     &generated);
+    write_option_docs(w, DocFormat::kMan);
+  }  // flushed
+  std::size_t count = 0;
+  const OptionInfo* table = option_table(&count);
+  for (std::size_t i = 0; i < count; ++i) {
+    EXPECT_NE(generated.find(std::string(".TP\n.B ") + table[i].name + "\n"), std::string::npos)
+        << table[i].name;
+  }
+  // Roff: no line starts with a control character except the macros written on purpose.
+  ASSERT_EQ(generated.back(), '\n');
+  for (std::size_t start = 0, end; start < generated.size(); start = end + 1) {
+    end = generated.find('\n', start);
+    std::string line = generated.substr(start, end - start);
+    if (!line.empty() && (line[0] == '.' || line[0] == '\''))
+      EXPECT_TRUE(line == ".TP" || line == ".br" || line.rfind(".B ", 0) == 0) << line;
+  }
+}
+
 }  // namespace
 }  // namespace mallard::config

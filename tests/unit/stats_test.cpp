@@ -88,6 +88,13 @@ TEST(Stats, ProcessFigures) {
   EXPECT_EQ(s.class_count, 44u);
 }
 
+TEST(Stats, Version) {
+  EXPECT_STREQ(mallard_version(), MALLARD_VERSION_STRING);
+  EXPECT_EQ(std::to_string(MALLARD_VERSION_MAJOR) + "." + std::to_string(MALLARD_VERSION_MINOR) +
+                "." + std::to_string(MALLARD_VERSION_PATCH),
+            MALLARD_VERSION_STRING);
+}
+
 TEST(Stats, TextAndJsonReports) {
   void* keep = mallard_malloc(1000);
   std::string text = capture(mallard_print_report);
@@ -96,7 +103,7 @@ TEST(Stats, TextAndJsonReports) {
   EXPECT_NE(text.find("dirty free spans"), std::string::npos);
   EXPECT_NE(text.find("size classes with pages"), std::string::npos);
   std::string json = capture(mallard_print_stats_json);
-  EXPECT_EQ(json.front(), '{');
+  EXPECT_EQ(json.rfind("{\"version\":\"" MALLARD_VERSION_STRING "\",\"pid\":", 0), 0u) << json;
   EXPECT_NE(json.find("\"bytes_in_use\":"), std::string::npos) << json;
   EXPECT_NE(json.find("\"classes\":[{\"block_size\":"), std::string::npos) << json;
   EXPECT_EQ(json.substr(json.size() - 3), "]}\n");
