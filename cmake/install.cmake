@@ -24,7 +24,8 @@ install(FILES ${PROJECT_BINARY_DIR}/MallardConfig.cmake
   ${PROJECT_BINARY_DIR}/MallardConfigVersion.cmake DESTINATION ${_mallard_cmake_dir})
 
 # mallard.pc, written at install time so that `cmake --install --prefix P` gives P's paths.
-set(_pc_libs_private "-lpthread")
+# -Wl,-u,malloc: see mallard_static's link options (src/CMakeLists.txt).
+set(_pc_libs_private "-Wl,-u,malloc -lpthread")
 foreach(lib IN LISTS CMAKE_DL_LIBS)
   string(APPEND _pc_libs_private " -l${lib}")
 endforeach()

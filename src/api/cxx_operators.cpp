@@ -23,6 +23,14 @@ new_handler get_new_handler() noexcept __attribute__((weak));
 asm(".weak __cxa_begin_catch\n.weak __cxa_end_catch\n.weak __gxx_personality_v0\n"
     ".weak _Unwind_Resume\n.weak _ZSt9terminatev");  // clang: noexcept landing pads
 
+// A static link takes from libmallard.a only the objects something refers to. The operators
+// below are inline fast paths that refer to nothing in the object that defines malloc and free
+// (alloc_api.cpp), so a C++ program that never names malloc itself would get Mallard's new and
+// the C library's malloc (which libstdc++ and libc call inside): this reference brings
+// Mallard's malloc in whenever its operators come.
+extern "C" void* mallard_malloc(std::size_t n) noexcept;
+[[gnu::used]] void* (*const mallard_link_malloc_with_new)(std::size_t) noexcept = &mallard_malloc;
+
 namespace {
 
 using mallard::api::aligned_inline;
