@@ -140,6 +140,32 @@ status)
   "$tool" run --report -- sh -c 'kill -TERM $$' 2>/dev/null || status=$?
   [ "$status" = 143 ] || fail "SIGTERM with --report: exit $status, expected 143"
   echo "ok: signals"
+  # The program's stdout (and, with 2>&1, the report) into a pipe whose reader has gone: the
+  # report does not turn a clean exit into SIGPIPE (141).
+  command -v perl >/dev/null 2>&1 || {
+    echo "skipped: no perl"
+    exit 77
+  }
+  for redirect in none stderr; do
+    cat >"$tmp/pipe.sh" <<EOS
+if [ $redirect = stderr ]; then exec 2>&1; fi
+"$tool" run --report -- perl -e '\$|=1; print "x\\n"; sleep 1; print STDERR ""'
+echo \$? >"$tmp/status"
+EOS
+    out=$(sh "$tmp/pipe.sh" 2>/dev/null | head -1)
+    [ "$out" = x ] || fail "pipe ($redirect): printed '$out'"
+    [ "$(cat "$tmp/status")" = 0 ] || fail "pipe ($redirect): mallard exited $(cat "$tmp/status")"
+  done
+  if command -v bash >/dev/null 2>&1; then
+    # shellcheck disable=SC2016
+    r=$(bash -c '"$1" run --report -- perl -e '\''print "x\n"; sleep 1'\'' | head -1 >/dev/null
+      echo "${PIPESTATUS[*]}"' bash "$tool" 2>/dev/null)
+    [ "$r" = "0 0" ] || fail "PIPESTATUS $r"
+    r=$(bash -c '"$1" run --report -- perl -e '\''$|=1; print "x\n"; sleep 1'\'' 2>&1 |
+      head -1 >/dev/null; echo "${PIPESTATUS[*]}"' bash "$tool")
+    [ "$r" = "0 0" ] || fail "PIPESTATUS with 2>&1: $r"
+  fi
+  echo "ok: pipe"
   ;;
 *) fail "unknown mode $mode" ;;
 esac
