@@ -1,15 +1,22 @@
 // mallard.cpp: the `mallard` command. `mallard run [--report[=json]] [--options K=V,...] --
 // PROGRAM ARGS...` runs any program with libmallard.so preloaded (and prints the heap report at
-// its exit); `mallard options` lists every option with its default and meaning. An ordinary
-// program: it finds the library next to itself (or in ../lib) and execs the target.
+// its exit); `mallard options` lists every option with its default and meaning; `mallard help`
+// explains each command. An ordinary program: it finds the library next to itself (the build
+// tree), in its installed prefix or at $MALLARD_LIB, refuses to run anything without it, and
+// execs the target, so the program's exit status and signals are the tool's.
+// Exit status: the program's; 2 for a usage error; 125 when the library cannot be found; 126 or
+// 127 when the program cannot be run (as a shell).
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <optional>
 #include <string>
 
+#include "cli/preload_check.hpp"
 #include "config/options.hpp"
 #include "mallard/mallard.h"
 #include "os/text_writer.hpp"
@@ -22,21 +29,105 @@
 
 namespace {
 
-int usage() {
-  fprintf(stderr,
-          "usage: mallard run [--report[=text|json]] [--report-fd N] [--options K=V,...] -- "
-          "PROGRAM [ARGS...]\n"
-          "       mallard options [--markdown|--man]   list the MALLARD_OPTIONS keys\n"
-          "       mallard lib          print the path of libmallard.so\n"
-          "       mallard --version    print the version\n");
-  return 2;
+constexpr int kUsageError = 2;
+constexpr int kNoLibrary = 125;
+
+const char kUsage[] =
+    "usage: mallard run [--report[=text|json]] [--report-fd N] [--options K=V,...] -- PROGRAM "
+    "[ARGS...]\n"
+    "       mallard options [--markdown|--man]\n"
+    "       mallard lib\n"
+    "       mallard help [COMMAND]\n"
+    "       mallard --version\n";
+
+const char kHelp[] =
+    "Mallard: a malloc replacement; `mallard` runs programs with it.\n\n"
+    "commands:\n"
+    "  run [OPTIONS] -- PROGRAM [ARGS...]   run PROGRAM with libmallard.so preloaded\n"
+    "  options [--markdown|--man]           list every MALLARD_OPTIONS key\n"
+    "  lib                                  print the path of the library `run` preloads\n"
+    "  help [COMMAND]                       this help, or a command's\n"
+    "  --version                            print the version\n\n"
+    "The library is found next to the tool (build tree), in its installed prefix\n"
+    "(" MALLARD_INSTALL_LIBDIR_FROM_BIN
+    "/libmallard.so.0 from the tool's directory), or at $MALLARD_LIB.\n"
+    "See `mallard help run`, mallard(1), docs/options.md.\n";
+
+const char kHelpRun[] =
+    "usage: mallard run [OPTIONS] [--] PROGRAM [ARGS...]\n\n"
+    "Run PROGRAM (looked up in $PATH) with libmallard.so preloaded (LD_PRELOAD, before any\n"
+    "LD_PRELOAD already set). The tool execs PROGRAM: its exit status and signals are "
+    "mallard's.\n\n"
+    "options:\n"
+    "  --report[=text|json]   print the heap report when PROGRAM exits (text by default)\n"
+    "  --report-fd N          write the report to file descriptor N (default 2, stderr)\n"
+    "  --options K=V,...      more MALLARD_OPTIONS (see `mallard options`)\n"
+    "  -h, --help             this help\n\n"
+    "It refuses to run PROGRAM without Mallard: if the library cannot be found or read it exits\n"
+    "125 (set MALLARD_LIB to its path). It warns when the loader cannot preload it into PROGRAM\n"
+    "(a static binary; a setuid or setgid binary you do not own). Exit status: PROGRAM's; 2 for a\n"
+    "usage error; 126 or 127 when PROGRAM cannot be run.\n";
+
+const char kHelpOptions[] =
+    "usage: mallard options [--markdown|--man]\n\n"
+    "List every MALLARD_OPTIONS key with its default, range and meaning: as text, as the\n"
+    "Markdown of docs/options.md, or as the OPTIONS section of mallard(3).\n";
+
+const char kHelpLib[] =
+    "usage: mallard lib\n\n"
+    "Print the absolute path of the library `mallard run` preloads: $MALLARD_LIB, else\n"
+    "libmallard.so next to the tool, else " MALLARD_INSTALL_LIBDIR_FROM_BIN
+    "/libmallard.so.0 (or .so) from the tool's directory.\n"
+    "Exits 125 when there is none.\n";
+
+int usage_error(const std::string& message) {
+  fprintf(stderr, "mallard: %s\n%s", message.c_str(), kUsage);
+  return kUsageError;
 }
 
-std::string find_library() {
-  if (const char* env = getenv("MALLARD_LIB")) return env;
+// `mallard help [COMMAND]`, `mallard COMMAND --help`.
+int help(const char* command) {
+  const char* text = command == nullptr                  ? kHelp
+                     : strcmp(command, "run") == 0       ? kHelpRun
+                     : strcmp(command, "options") == 0   ? kHelpOptions
+                     : strcmp(command, "lib") == 0       ? kHelpLib
+                     : strcmp(command, "help") == 0      ? kHelp
+                     : strcmp(command, "version") == 0   ? "usage: mallard --version\n"
+                     : strcmp(command, "--version") == 0 ? "usage: mallard --version\n"
+                                                         : nullptr;
+  if (text == nullptr)
+    return usage_error(std::string("help: unknown command '") + command +
+                       "' (expected run, options, lib or help)");
+  fputs(text, stdout);
+  return 0;
+}
+
+bool readable(const std::string& path) {
+  return access(path.c_str(), R_OK) == 0;
+}
+
+std::string absolute(const std::string& path) {
+  char real[PATH_MAX];
+  return realpath(path.c_str(), real) ? std::string(real) : path;
+}
+
+// The library to preload, as an absolute path (the loader searches a bare name, and ignores a
+// relative one in secure mode); nullopt, after saying why on stderr, when there is none.
+std::optional<std::string> find_library() {
+  if (const char* env = getenv("MALLARD_LIB"); env != nullptr && *env != '\0') {
+    if (!readable(env)) {
+      fprintf(stderr, "mallard: MALLARD_LIB=%s: %s\n", env, strerror(errno));
+      return std::nullopt;
+    }
+    return absolute(env);
+  }
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return "libmallard.so";
+  if (n <= 0) {
+    fprintf(stderr, "mallard: cannot find its own path (/proc/self/exe): %s; set MALLARD_LIB\n",
+            strerror(errno));
+    return std::nullopt;
+  }
   self[n] = '\0';
   std::string dir(self);
   dir.erase(dir.rfind('/'));
@@ -45,12 +136,14 @@ std::string find_library() {
   for (const char* rel : {"/libmallard.so", "/" MALLARD_INSTALL_LIBDIR_FROM_BIN "/libmallard.so.0",
                           "/" MALLARD_INSTALL_LIBDIR_FROM_BIN "/libmallard.so"}) {
     std::string candidate = dir + rel;
-    if (access(candidate.c_str(), R_OK) == 0) {
-      char real[PATH_MAX];
-      return realpath(candidate.c_str(), real) ? std::string(real) : candidate;
-    }
+    if (readable(candidate)) return absolute(candidate);
   }
-  return "libmallard.so";
+  fprintf(stderr,
+          "mallard: cannot find libmallard.so: not in %s (build tree) nor in "
+          "%s/" MALLARD_INSTALL_LIBDIR_FROM_BIN
+          " (installed prefix); set MALLARD_LIB to its path\n",
+          dir.c_str(), dir.c_str());
+  return std::nullopt;
 }
 
 // `mallard options` (text), `mallard options --markdown` (docs/options.md) or `mallard options
@@ -63,16 +156,29 @@ void stdout_sink(void*, const char* data, std::size_t len) {
 int list_options(int argc, char** argv) {
   using mallard::config::DocFormat;
   DocFormat format = DocFormat::kText;
-  if (argc > 0 && std::string(argv[0]) == "--markdown") {
-    format = DocFormat::kMarkdown;
-  } else if (argc > 0 && std::string(argv[0]) == "--man") {
-    format = DocFormat::kMan;
-  } else if (argc > 0) {
-    return usage();
+  if (argc > 1) return usage_error("options: expected at most one of --markdown, --man");
+  if (argc == 1) {
+    std::string a = argv[0];
+    if (a == "--markdown") {
+      format = DocFormat::kMarkdown;
+    } else if (a == "--man") {
+      format = DocFormat::kMan;
+    } else if (a == "--help" || a == "-h") {
+      return help("options");
+    } else {
+      return usage_error("options: unknown option '" + a + "' (expected --markdown or --man)");
+    }
   }
   mallard::os::TextWriter w(stdout_sink, nullptr);
   mallard::config::write_option_docs(w, format);
   return 0;
+}
+
+bool is_fd_number(const std::string& s) {
+  if (s.empty() || s.size() > 9) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
 }
 
 int run(int argc, char** argv) {
@@ -80,26 +186,63 @@ int run(int argc, char** argv) {
   int i = 0;
   for (; i < argc; ++i) {
     std::string a = argv[i];
+    // --name=value or --name value (the value never a following "--").
+    auto value = [&](const std::string& name, std::string& out) {
+      if (a.rfind(name + "=", 0) == 0) {
+        out = a.substr(name.size() + 1);
+        return true;
+      }
+      if (a != name) return false;
+      if (i + 1 < argc && strcmp(argv[i + 1], "--") != 0) {
+        out = argv[++i];
+      } else {
+        out.clear();
+      }
+      return true;
+    };
+    std::string v;
     if (a == "--") {
       ++i;
       break;
-    } else if (a == "--report" || a == "--report=text") {
+    } else if (a == "-h" || a == "--help") {
+      return help("run");
+    } else if (a == "--report") {
       options += ",report=text";
-    } else if (a == "--report=json") {
-      options += ",report=json";
-    } else if (a == "--report-fd" && i + 1 < argc) {
-      options += std::string(",report_fd=") + argv[++i];
-    } else if (a == "--options" && i + 1 < argc) {
-      options += std::string(",") + argv[++i];
-    } else if (a[0] == '-') {
-      return usage();
+    } else if (a.rfind("--report=", 0) == 0) {
+      v = a.substr(9);
+      if (v != "text" && v != "json")
+        return usage_error("run: --report: expected text or json, got '" + v + "'");
+      options += ",report=" + v;
+    } else if (value("--report-fd", v)) {
+      if (!is_fd_number(v))
+        return usage_error("run: --report-fd: expected a file descriptor number, got " +
+                           (v.empty() ? std::string("nothing") : "'" + v + "'"));
+      options += ",report_fd=" + v;
+    } else if (value("--options", v)) {
+      if (v.empty())
+        return usage_error("run: --options: expected KEY=VALUE[,KEY=VALUE...], got nothing");
+      options += "," + v;
+    } else if (a.size() > 1 && a[0] == '-') {
+      return usage_error("run: unknown option '" + a +
+                         "' (expected --report[=text|json], --report-fd N, --options K=V,... "
+                         "or --help)");
     } else {
       break;  // the program, without "--"
     }
   }
-  if (i >= argc) return usage();
-  std::string lib = find_library();
-  std::string preload = lib;
+  if (i >= argc) return usage_error("run: expected a PROGRAM to run");
+  std::optional<std::string> lib = find_library();
+  if (!lib) {
+    fprintf(stderr, "mallard: not running %s without Mallard\n", argv[i]);
+    return kNoLibrary;
+  }
+  std::string program = mallard::cli::resolve_program(argv[i]);
+  if (!program.empty()) {
+    if (std::string why = mallard::cli::preload_obstacle(program); !why.empty())
+      fprintf(stderr, "mallard: warning: %s will run without Mallard: %s\n", program.c_str(),
+              why.c_str());
+  }
+  std::string preload = *lib;
   if (const char* old = getenv("LD_PRELOAD"); old != nullptr && *old != '\0')
     preload += std::string(":") + old;
   setenv("LD_PRELOAD", preload.c_str(), 1);
@@ -113,24 +256,38 @@ int run(int argc, char** argv) {
     setenv("MALLARD_OPTIONS", all.c_str(), 1);
   }
   execvp(argv[i], argv + i);
-  fprintf(stderr, "mallard: cannot run %s: %s\n", argv[i], strerror(errno));
-  return 127;
+  int err = errno;
+  fprintf(stderr, "mallard: cannot run %s: %s\n", argv[i], strerror(err));
+  return err == ENOENT ? 127 : 126;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) return usage();
+  if (argc < 2) return usage_error("expected a command");
   std::string cmd = argv[1];
   if (cmd == "run") return run(argc - 2, argv + 2);
   if (cmd == "options") return list_options(argc - 2, argv + 2);
-  if (cmd == "--version" || cmd == "version") {
-    printf("mallard %s\n", MALLARD_VERSION_STRING);
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    if (argc > 3) return usage_error("help: expected at most one COMMAND");
+    return help(argc == 3 ? argv[2] : nullptr);
+  }
+  if (cmd == "--version" || cmd == "version" || cmd == "lib") {
+    if (argc > 2) {
+      if (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) return help(cmd.c_str());
+      return usage_error(cmd + ": unexpected argument '" + argv[2] + "'");
+    }
+    if (cmd != "lib") {
+      printf("mallard %s\n", MALLARD_VERSION_STRING);
+      return 0;
+    }
+    std::optional<std::string> lib = find_library();
+    if (!lib) return kNoLibrary;
+    printf("%s\n", lib->c_str());
     return 0;
   }
-  if (cmd == "lib") {
-    printf("%s\n", find_library().c_str());
-    return 0;
-  }
-  return usage();
+  if (cmd[0] == '-')
+    return usage_error("unknown option '" + cmd + "' (expected --help or --version)");
+  return usage_error("unknown command '" + cmd +
+                     "' (expected run, options, lib, help or --version)");
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -202,8 +203,25 @@ __attribute__((destructor(101))) static void mallard_report_at_exit() {
   if (only_pid != 0 && only_pid != static_cast<long>(getpid())) return;
   long kind = config::options().report;
   int fd = static_cast<int>(config::options().report_fd);
+  if (kind != 1 && kind != 2) return;
+  // The report must not change how the program ends: written to a pipe whose reader is gone
+  // (`mallard run --report -- prog 2>&1 | head -1`), it would raise SIGPIPE and turn the exit
+  // status into 141. SIGPIPE is blocked while writing and a SIGPIPE the write raised discarded.
+  sigset_t pipe_set, old_mask, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+  sigpending(&pending);
+  bool was_pending = sigismember(&pending, SIGPIPE) == 1;
   if (kind == 1) mallard_print_report(fd);
   if (kind == 2) mallard_print_stats_json(fd);
+  sigpending(&pending);
+  if (!was_pending && sigismember(&pending, SIGPIPE) == 1) {
+    timespec zero{0, 0};
+    while (sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
 }
 
 MALLARD_API int mallard_check_heap() noexcept {

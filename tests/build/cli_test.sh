@@ -1,0 +1,171 @@
+#!/bin/sh
+# cli_test.sh: the `mallard` command line (tools/mallard.cpp, `mallard help`).
+#   cli_test.sh MODE TOOL [STATIC_PROGRAM]
+#   help     --help, help COMMAND, COMMAND --help, --version
+#   usage    unknown flags, commands and bad values: exit 2, naming the flag and what was expected;
+#            --report-fd does not take "--" as its number
+#   library  found next to the tool or by MALLARD_LIB; a copy of the tool elsewhere, or a
+#            MALLARD_LIB that is not there, refuses to run the program (exit 125, one message)
+#   warn     one warning line for a static program and a setuid/setgid program of another user
+#   status   exit status and signals of the program are the tool's, also with --report
+# shellcheck disable=SC2015  # "A && B || fail": fail when either fails
+set -eu
+mode=$1 tool=$2 static=${3:-}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mallard-cli-$mode.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+# expect STATUS STDERR_PATTERN COMMAND...: exits STATUS, stderr matches the grep pattern (if any).
+expect() {
+  want=$1 pattern=$2
+  shift 2
+  status=0
+  "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
+  [ "$status" = "$want" ] || fail "$* exited $status, expected $want; stderr: $(cat "$tmp/err")"
+  [ -z "$pattern" ] || grep -q -- "$pattern" "$tmp/err" || fail "$*: stderr lacks '$pattern': $(cat "$tmp/err")"
+  echo "ok: $*"
+}
+
+case $mode in
+help)
+  "$tool" --help >"$tmp/out" || fail "--help exited $?"
+  for c in run options lib help --version; do grep -q -- "$c" "$tmp/out" || fail "--help lacks $c"; done
+  "$tool" help >"$tmp/out2" && cmp -s "$tmp/out" "$tmp/out2" || fail "help differs from --help"
+  for c in run options lib; do
+    "$tool" help $c >"$tmp/help" || fail "help $c exited $?"
+    grep -q "^usage: mallard $c" "$tmp/help" || fail "help $c: $(cat "$tmp/help")"
+    "$tool" $c --help >"$tmp/help2" || fail "$c --help exited $?"
+    cmp -s "$tmp/help" "$tmp/help2" || fail "$c --help differs from help $c"
+  done
+  "$tool" help run | grep -q -- '--report-fd N' || fail "help run lacks --report-fd"
+  "$tool" run -h | grep -q '^usage: mallard run' || fail "run -h"
+  "$tool" --version | grep -q '^mallard [0-9][0-9.]*$' || fail "--version: $("$tool" --version)"
+  echo "ok: help"
+  ;;
+usage)
+  expect 2 "expected a command" "$tool"
+  expect 2 "unknown option '--frob' (expected --help or --version)" "$tool" --frob
+  expect 2 "unknown command 'frob'" "$tool" frob
+  expect 2 "help: unknown command 'frob'" "$tool" help frob
+  expect 2 "run: unknown option '--frob' (expected --report" "$tool" run --frob -- true
+  expect 2 "run: --report: expected text or json, got 'xml'" "$tool" run --report=xml -- true
+  expect 2 "run: --report-fd: expected a file descriptor number, got nothing" \
+    "$tool" run --report-fd -- true
+  expect 2 "run: --report-fd: expected a file descriptor number, got 'x'" \
+    "$tool" run --report-fd x -- true
+  expect 2 "run: --report-fd: expected a file descriptor number, got nothing" "$tool" run --report-fd
+  expect 2 "run: --options: expected KEY=VALUE" "$tool" run --options -- true
+  expect 2 "run: expected a PROGRAM" "$tool" run --report --
+  expect 2 "options: unknown option '--frob' (expected --markdown or --man)" "$tool" options --frob
+  expect 2 "lib: unexpected argument 'x'" "$tool" lib x
+  expect 127 "cannot run no-such-program-xyz" "$tool" run -- no-such-program-xyz
+  # The value forms still work.
+  "$tool" run --report-fd=3 --report=json -- true 3>"$tmp/report" || fail "--report-fd=3"
+  grep -q '"version"' "$tmp/report" || fail "--report-fd=3: no report"
+  "$tool" run --report-fd 3 --report -- true 3>"$tmp/report" || fail "--report-fd 3"
+  grep -q 'mallard report' "$tmp/report" || fail "--report-fd 3: no report"
+  ;;
+library)
+  lib=$("$tool" lib) || fail "mallard lib exited $?"
+  [ -r "$lib" ] && case $lib in /*) ;; *) false ;; esac || fail "mallard lib: '$lib'"
+  mkdir "$tmp/bin"
+  cp "$tool" "$tmp/bin/mallard"
+  expect 125 "cannot find libmallard.so.*set MALLARD_LIB" "$tmp/bin/mallard" run -- true
+  grep -q "not running true without Mallard" "$tmp/err" || fail "no 'not running' line"
+  expect 125 "cannot find libmallard.so" "$tmp/bin/mallard" lib
+  expect 125 "MALLARD_LIB=$tmp/none: No such file" env MALLARD_LIB="$tmp/none" "$tool" run -- true
+  # MALLARD_LIB, even relative, is preloaded by its absolute path.
+  (cd "$(dirname "$lib")" && MALLARD_LIB=./$(basename "$lib") "$tmp/bin/mallard" lib) \
+    >"$tmp/out" || fail "MALLARD_LIB relative"
+  [ "$(cat "$tmp/out")" = "$lib" ] || fail "MALLARD_LIB relative gave $(cat "$tmp/out")"
+  # (ls closes stderr before it exits: the report goes to fd 3.)
+  MALLARD_LIB=$lib "$tmp/bin/mallard" run --report=json --report-fd 3 -- ls / 3>"$tmp/report" \
+    >"$tmp/out" || fail "MALLARD_LIB run"
+  grep -q '"version"' "$tmp/report" || fail "MALLARD_LIB run: no report: $(cat "$tmp/report")"
+  echo "ok: library"
+  ;;
+warn)
+  [ -n "$static" ] || fail "no static program given"
+  expect 0 "warning: .*static_program will run without Mallard: it is statically linked" \
+    "$tool" run -- "$static"
+  [ "$(wc -l <"$tmp/err")" = 1 ] || fail "static: more than one line: $(cat "$tmp/err")"
+  # A dynamic program and a script (judged by its dynamic interpreter): no warning.
+  expect 0 "" "$tool" run -- true
+  [ ! -s "$tmp/err" ] || fail "true warned: $(cat "$tmp/err")"
+  printf '#!/bin/sh\nexit 0\n' >"$tmp/script" && chmod +x "$tmp/script"
+  "$tool" run -- "$tmp/script" 2>"$tmp/err" && [ ! -s "$tmp/err" ] || fail "script: $(cat "$tmp/err")"
+  printf '#!%s\n' "$static" >"$tmp/static_script" && chmod +x "$tmp/static_script"
+  "$tool" run -- "$tmp/static_script" 2>"$tmp/err" || true
+  grep -q "its interpreter $static: it is statically linked" "$tmp/err" ||
+    fail "static interpreter: $(cat "$tmp/err")"
+  # PATH lookup: the program is found as execvp finds it.
+  mkdir "$tmp/path" && cp "$static" "$tmp/path/static_prog"
+  PATH=$tmp/path:$PATH "$tool" run -- static_prog 2>"$tmp/err" >/dev/null || fail "static_prog"
+  grep -q "$tmp/path/static_prog will run without Mallard" "$tmp/err" || fail "PATH: $(cat "$tmp/err")"
+  echo "ok: static"
+  if [ "$(id -u)" = 0 ]; then
+    # root runs a program setuid to nobody: secure-execution mode.
+    cp "$(command -v true)" "$tmp/suid_true" && chmod 755 "$tmp" "$tmp/suid_true"
+    if chown nobody "$tmp/suid_true" 2>/dev/null && chmod 4755 "$tmp/suid_true"; then
+      expect 0 "warning: .*suid_true will run without Mallard: it is setuid and you are not its owner" \
+        "$tool" run -- "$tmp/suid_true"
+      chown root "$tmp/suid_true" && chmod 4755 "$tmp/suid_true"
+      "$tool" run -- "$tmp/suid_true" 2>"$tmp/err" && [ ! -s "$tmp/err" ] ||
+        fail "own setuid program warned: $(cat "$tmp/err")"
+    fi
+    group=$(getent group nogroup >/dev/null && echo nogroup || echo nobody)
+    if chown root:"$group" "$tmp/suid_true" 2>/dev/null && chmod 2755 "$tmp/suid_true"; then
+      expect 0 "warning: .*suid_true will run without Mallard: it is setgid" \
+        "$tool" run -- "$tmp/suid_true"
+    fi
+  else
+    for p in /usr/bin/mount /bin/mount; do
+      if [ -u "$p" ] && [ "$(stat -c %u "$p")" != "$(id -u)" ]; then
+        expect 0 "warning: $p will run without Mallard: it is setuid" "$tool" run -- "$p" --version
+        break
+      fi
+    done
+  fi
+  ;;
+status)
+  expect 7 "" "$tool" run -- sh -c 'exit 7'
+  expect 7 "" "$tool" run --report -- sh -c 'exit 7'
+  status=0
+  "$tool" run -- sh -c 'kill -TERM $$' || status=$?
+  [ "$status" = 143 ] || fail "SIGTERM: exit $status, expected 143"
+  status=0
+  "$tool" run --report -- sh -c 'kill -TERM $$' 2>/dev/null || status=$?
+  [ "$status" = 143 ] || fail "SIGTERM with --report: exit $status, expected 143"
+  echo "ok: signals"
+  # The program's stdout (and, with 2>&1, the report) into a pipe whose reader has gone: the
+  # report does not turn a clean exit into SIGPIPE (141).
+  command -v perl >/dev/null 2>&1 || {
+    echo "skipped: no perl"
+    exit 77
+  }
+  for redirect in none stderr; do
+    cat >"$tmp/pipe.sh" <<EOS
+if [ $redirect = stderr ]; then exec 2>&1; fi
+"$tool" run --report -- perl -e '\$|=1; print "x\\n"; sleep 1; print STDERR ""'
+echo \$? >"$tmp/status"
+EOS
+    out=$(sh "$tmp/pipe.sh" 2>/dev/null | head -1)
+    [ "$out" = x ] || fail "pipe ($redirect): printed '$out'"
+    [ "$(cat "$tmp/status")" = 0 ] || fail "pipe ($redirect): mallard exited $(cat "$tmp/status")"
+  done
+  if command -v bash >/dev/null 2>&1; then
+    # shellcheck disable=SC2016
+    r=$(bash -c '"$1" run --report -- perl -e '\''print "x\n"; sleep 1'\'' | head -1 >/dev/null
+      echo "${PIPESTATUS[*]}"' bash "$tool" 2>/dev/null)
+    [ "$r" = "0 0" ] || fail "PIPESTATUS $r"
+    r=$(bash -c '"$1" run --report -- perl -e '\''$|=1; print "x\n"; sleep 1'\'' 2>&1 |
+      head -1 >/dev/null; echo "${PIPESTATUS[*]}"' bash "$tool")
+    [ "$r" = "0 0" ] || fail "PIPESTATUS with 2>&1: $r"
+  fi
+  echo "ok: pipe"
+  ;;
+*) fail "unknown mode $mode" ;;
+esac
