@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -218,7 +219,9 @@ __attribute__((destructor(101))) static void mallard_report_at_exit() {
   sigpending(&pending);
   if (!was_pending && sigismember(&pending, SIGPIPE) == 1) {
     timespec zero{0, 0};
-    while (sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    // The raw system call: glibc's sigtimedwait is a cancellation point.
+    while (syscall(SYS_rt_sigtimedwait, &pipe_set, nullptr, &zero, _NSIG / 8) < 0 &&
+           errno == EINTR) {
     }
   }
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
