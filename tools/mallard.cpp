@@ -106,9 +106,27 @@ bool readable(const std::string& path) {
   return access(path.c_str(), R_OK) == 0;
 }
 
+// An absolute path to `path` whose directory is resolved but whose file name is kept: the
+// versioned link libmallard.so.0 stays that link, so that processes started later by a long-running
+// program still find the library after an upgrade replaced the real file.
 std::string absolute(const std::string& path) {
+  std::string::size_type slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
   char real[PATH_MAX];
-  return realpath(path.c_str(), real) ? std::string(real) : path;
+  if (realpath(dir.c_str(), real) == nullptr) return path;
+  std::string out(real);
+  return out + (out.back() == '/' ? "" : "/") + name;
+}
+
+// LD_PRELOAD separates its entries with spaces and colons: a path holding one cannot be preloaded.
+std::optional<std::string> preloadable(std::string path) {
+  if (path.find_first_of(" :\t") == std::string::npos) return path;
+  fprintf(stderr,
+          "mallard: cannot preload %s: LD_PRELOAD splits paths at spaces and colons (install "
+          "Mallard under a path without them, or set MALLARD_LIB to a link there)\n",
+          path.c_str());
+  return std::nullopt;
 }
 
 // The library to preload, as an absolute path (the loader searches a bare name, and ignores a
@@ -119,7 +137,7 @@ std::optional<std::string> find_library() {
       fprintf(stderr, "mallard: MALLARD_LIB=%s: %s\n", env, strerror(errno));
       return std::nullopt;
     }
-    return absolute(env);
+    return preloadable(absolute(env));
   }
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -136,7 +154,7 @@ std::optional<std::string> find_library() {
   for (const char* rel : {"/libmallard.so", "/" MALLARD_INSTALL_LIBDIR_FROM_BIN "/libmallard.so.0",
                           "/" MALLARD_INSTALL_LIBDIR_FROM_BIN "/libmallard.so"}) {
     std::string candidate = dir + rel;
-    if (readable(candidate)) return absolute(candidate);
+    if (readable(candidate)) return preloadable(absolute(candidate));
   }
   fprintf(stderr,
           "mallard: cannot find libmallard.so: not in %s (build tree) nor in "

@@ -81,6 +81,14 @@ library)
   (cd "$(dirname "$lib")" && MALLARD_LIB=./$(basename "$lib") "$tmp/bin/mallard" lib) \
     >"$tmp/out" || fail "MALLARD_LIB relative"
   [ "$(cat "$tmp/out")" = "$lib" ] || fail "MALLARD_LIB relative gave $(cat "$tmp/out")"
+  # A link keeps its name (libmallard.so.0 stays the versioned link, not the file it points to).
+  mkdir "$tmp/links" && ln -s "$lib" "$tmp/links/libmallard.so.0"
+  [ "$(MALLARD_LIB=$tmp/links/libmallard.so.0 "$tool" lib)" = "$tmp/links/libmallard.so.0" ] ||
+    fail "a link was not kept as named"
+  # LD_PRELOAD splits at spaces and colons: such a path is refused, not half-preloaded.
+  mkdir "$tmp/with space" && ln -s "$lib" "$tmp/with space/libmallard.so"
+  expect 125 "splits paths at spaces and colons" env MALLARD_LIB="$tmp/with space/libmallard.so" \
+    "$tool" run -- true
   # (ls closes stderr before it exits: the report goes to fd 3.)
   MALLARD_LIB=$lib "$tmp/bin/mallard" run --report=json --report-fd 3 -- ls / 3>"$tmp/report" \
     >"$tmp/out" || fail "MALLARD_LIB run"
