@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <optional>
@@ -102,8 +103,22 @@ int help(const char* command) {
   return 0;
 }
 
+// A readable regular file that starts as an ELF object does: the loader would skip anything else
+// with a warning, and the program would run without Mallard.
 bool readable(const std::string& path) {
-  return access(path.c_str(), R_OK) == 0;
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return false;
+  if (!S_ISREG(st.st_mode)) {
+    errno = EISDIR;
+    return false;
+  }
+  FILE* f = fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  char magic[4] = {};
+  bool elf = fread(magic, 1, 4, f) == 4 && memcmp(magic, "\177ELF", 4) == 0;
+  fclose(f);
+  if (!elf) errno = ENOEXEC;
+  return elf;
 }
 
 // An absolute path to `path` whose directory is resolved but whose file name is kept: the

@@ -81,6 +81,9 @@ library)
   (cd "$(dirname "$lib")" && MALLARD_LIB=./$(basename "$lib") "$tmp/bin/mallard" lib) \
     >"$tmp/out" || fail "MALLARD_LIB relative"
   [ "$(cat "$tmp/out")" = "$lib" ] || fail "MALLARD_LIB relative gave $(cat "$tmp/out")"
+  # Not a library: refused, not handed to the loader (which would skip it and run without Mallard).
+  expect 125 "MALLARD_LIB=/etc/passwd: Exec format error" env MALLARD_LIB=/etc/passwd "$tool" run -- true
+  expect 125 "MALLARD_LIB=$tmp: Is a directory" env MALLARD_LIB="$tmp" "$tool" run -- true
   # A link keeps its name (libmallard.so.0 stays the versioned link, not the file it points to).
   mkdir "$tmp/links" && ln -s "$lib" "$tmp/links/libmallard.so.0"
   [ "$(MALLARD_LIB=$tmp/links/libmallard.so.0 "$tool" lib)" = "$tmp/links/libmallard.so.0" ] ||
