@@ -150,7 +150,7 @@ MALLARD_API void* mallard_pvalloc(std::size_t n) noexcept {
     return nullptr;
   }
   const std::size_t page = os::page_size();  // glibc: the kernel's page
-  std::size_t rounded = (n + page - 1) & ~(page - 1);
+  std::size_t rounded = os::page_ceil(n);
   return api::aligned_inline(page, rounded == 0 ? page : rounded);
 }
 

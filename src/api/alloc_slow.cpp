@@ -13,6 +13,7 @@
 #include "config/options.hpp"
 #include "frontend/block.hpp"
 #include "frontend/heap_registry.hpp"
+#include "os/keep_errno.hpp"
 #include "os/units.hpp"
 #include "stats/heap_check.hpp"
 
@@ -89,16 +90,14 @@ void free_small_other(Span* page, FreeBlock* b, std::uintptr_t mark) noexcept {
 }
 
 void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept {
-  int saved_errno = errno;
+  os::KeepErrno keep;
   heap->page_emptied(page);
-  errno = saved_errno;
 }
 
 void free_slow_path(void* p, const char* call) noexcept {
-  int saved_errno = errno;
+  os::KeepErrno keep;
   free_slow(p, call);
   maybe_check_heap();
-  errno = saved_errno;
 }
 
 void* aligned_slow(std::size_t alignment, std::size_t n) noexcept {

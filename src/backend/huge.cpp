@@ -22,8 +22,7 @@ std::size_t header_offset(std::size_t alignment) {
 
 std::size_t mapping_size(std::size_t offset, std::size_t n) {
   if (n > kMaxRequest || offset > kMaxAlignment) return 0;  // os/units.hpp: refused at the API
-  const std::size_t mask = os::page_size() - 1;  // the kernel's page: munmap and mremap lengths
-  return (offset + n + mask) & ~mask;
+  return os::page_ceil(offset + n);  // the kernel's page: munmap and mremap lengths
 }
 
 void raise_peak(std::atomic<std::size_t>& peak, std::size_t v) {

@@ -9,8 +9,7 @@ void* MetaPool::allocate(std::size_t size) {
   size = (size + 63) & ~std::size_t{63};
   os::LockGuard guard(lock_);
   if (cursor_ == nullptr || static_cast<std::size_t>(end_ - cursor_) < size) {
-    const std::size_t mask = os::page_size() - 1;
-    std::size_t chunk = ((size > 65536 ? size : 65536) + mask) & ~mask;
+    std::size_t chunk = os::page_ceil(size > 65536 ? size : 65536);
     auto* fresh = static_cast<char*>(os::map_aligned(chunk, os::page_size()));
     if (fresh == nullptr) return nullptr;
     cursor_ = fresh;

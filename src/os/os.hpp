@@ -18,6 +18,14 @@ inline constexpr std::size_t kPageSize = 4096;
 // inward. A build with MALLARD_PRETEND_PAGE_SIZE=N (tests) answers N when that is larger, to test
 // 16 KiB-page behaviour on a 4 KiB kernel; the checked build asserts the alignment of every call.
 std::size_t page_size();
+// x rounded up (page_ceil) or down (page_floor) to a multiple of page_size(); x plus a page must
+// not overflow (callers bound sizes first: kMaxRequest).
+inline std::uintptr_t page_ceil(std::uintptr_t x) {
+  return (x + page_size() - 1) & ~(std::uintptr_t{page_size()} - 1);
+}
+inline std::uintptr_t page_floor(std::uintptr_t x) {
+  return x & ~(std::uintptr_t{page_size()} - 1);
+}
 // Whether purge(p, size) purges the whole range (both ends on kernel pages): only then does a
 // MADV_DONTNEED purge leave the whole range reading as zeros.
 bool purge_covers(const void* p, std::size_t size);

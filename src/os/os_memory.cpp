@@ -29,7 +29,7 @@ std::size_t read_page_size() {
 }
 
 bool on_page(std::uintptr_t a) {
-  return (a & (page_size() - 1)) == 0;
+  return page_floor(a) == a;
 }
 bool on_page(const void* p) {
   return on_page(reinterpret_cast<std::uintptr_t>(p));
@@ -122,9 +122,8 @@ void* map_aligned(std::size_t size, std::size_t alignment, Access access) {
 
 bool commit(void* p, std::size_t size) {
   if (inject_fault()) return false;
-  const std::size_t mask = page_size() - 1;
-  auto start = reinterpret_cast<std::uintptr_t>(p) & ~mask;
-  std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(p) + size + mask) & ~mask;
+  std::uintptr_t start = page_floor(reinterpret_cast<std::uintptr_t>(p));
+  std::uintptr_t end = page_ceil(reinterpret_cast<std::uintptr_t>(p) + size);
   return mprotect(reinterpret_cast<void*>(start), end - start, PROT_READ | PROT_WRITE) == 0;
 }
 
@@ -148,9 +147,8 @@ void* move_mapping(void* p, std::size_t old_size, std::size_t new_size, void* de
 
 bool purge(void* p, std::size_t size, PurgeKind kind) {
   if (inject_fault()) return false;
-  const std::size_t mask = page_size() - 1;
-  std::uintptr_t start = (reinterpret_cast<std::uintptr_t>(p) + mask) & ~mask;
-  std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(p) + size) & ~mask;
+  std::uintptr_t start = page_ceil(reinterpret_cast<std::uintptr_t>(p));
+  std::uintptr_t end = page_floor(reinterpret_cast<std::uintptr_t>(p) + size);
   if (end <= start) return true;  // no whole kernel page inside: nothing to give back
   p = reinterpret_cast<void*>(start);
   size = end - start;

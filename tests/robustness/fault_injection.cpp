@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <new>
 
+#include "../common/sanitizer.h"
 #include "backend/meta_pool.hpp"
 #include "backend/segment_map.hpp"
 #include "os/os.hpp"
@@ -37,15 +38,6 @@ using rb::Rng;
 
 constexpr int kSlots = 48;
 
-// TSan and ASan map memory of their own for new threads: VmSize then says nothing about leaks.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitizerMapsMemory = true;
-#elif defined(__has_feature)
-constexpr bool kSanitizerMapsMemory =
-    __has_feature(thread_sanitizer) || __has_feature(address_sanitizer);
-#else
-constexpr bool kSanitizerMapsMemory = false;
-#endif
 constexpr std::size_t kHugeAlign = std::size_t{8} << 20;
 
 enum class How : std::uint8_t { kMalloc, kNew, kNewAligned };

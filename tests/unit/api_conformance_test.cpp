@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/sanitizer.h"
 #include "mallard/mallard.h"
 
 #ifdef MALLARD_TEST_STANDARD_NAMES
@@ -374,16 +375,6 @@ TEST(MallocStats, PrintsGlibcShapedText) {
 // ---- the C library's contracts: errno, cancellation, glibc's mallinfo ------------------------
 
 constexpr int kErrnoSentinel = EDOM;  // a value no allocator path sets
-
-// TSan and ASan map shadow memory for every mapping of the program.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitizerMapsMemory = true;
-#elif defined(__has_feature)
-constexpr bool kSanitizerMapsMemory =
-    __has_feature(thread_sanitizer) || __has_feature(address_sanitizer);
-#else
-constexpr bool kSanitizerMapsMemory = false;
-#endif
 
 // The mapping of /proc/self/maps that contains p: [*lo, *hi). False if none.
 bool vma_containing(const void* p, std::uintptr_t* lo, std::uintptr_t* hi) {
