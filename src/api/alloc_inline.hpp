@@ -1,7 +1,9 @@
 // alloc_inline.hpp: the allocator's fast paths, inline, shared by the C API and the C++
-// operators. Same-thread malloc of a small block: one TLS load, a class lookup, a pop. Same-thread
-// free: two loads in the segment map, the page entry, owner and block-start checks, a push. No
-// lock and no atomic read-modify-write on either; everything else tail-calls a slow path.
+// operators. Same-thread malloc of a small block: one TLS load, the page from the heap's direct
+// table (by size up to 1 KiB, by class above), a checked pop. Same-thread free: the fast map (one
+// byte) and the page entry give the page; one compare of its owner tag with the caller's heap, the
+// carved-block-start and double-free checks, an encoded push. No lock and no atomic
+// read-modify-write on either; everything else calls a slow path.
 #pragma once
 
 #include <cstddef>
@@ -11,58 +13,87 @@
 #include "backend/size_class.hpp"
 #include "config/options.hpp"
 #include "frontend/thread_heap.hpp"
+#include "os/visibility.hpp"
 
 namespace mallard::api {
 
 // Largest request served by the small classes: kSmallMax, or less when the mmap threshold was set
 // below it (glibc: every request at or above the threshold is mmapped). alloc_slow.cpp.
-extern config::Relaxed<std::size_t> g_small_limit;  // written by mallopt while others read
-// Recomputes g_small_limit after the mmap threshold changed.
+extern config::Relaxed<std::size_t> g_small_limit
+    MALLARD_HIDDEN;  // written by mallopt while others read
+// min(g_small_limit, kDirectMax): the largest request served from the direct table.
+extern config::Relaxed<std::size_t> g_direct_limit MALLARD_HIDDEN;
+// Recomputes g_small_limit and g_direct_limit after the mmap threshold changed.
 void refresh_small_limit() noexcept;
 
 // Slow paths (alloc_slow.cpp). Each sets errno (ENOMEM) only when it fails: the free paths never
 // change it (glibc's free, since 2.33), even when a system call inside them fails.
 [[gnu::noinline]] void* malloc_small_slow(unsigned size_class) noexcept;
 [[gnu::noinline]] void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept;
+// Any malloc that is not a direct-table pop: larger small classes, refills, large, huge.
+[[gnu::noinline]] void* malloc_generic(std::size_t n) noexcept;
 [[gnu::noinline]] void free_slow_path(void* p, const char* call) noexcept;
-// A valid small block whose page is not this thread's (or is on its full list).
-[[gnu::noinline]] void free_small_other(Span* page, FreeBlock* b, std::uintptr_t mark) noexcept;
+// p lies in `page` (fast_page_of) but is not a same-thread free of a small block of a page on no
+// full list: another thread's page, a full one, a large block or a bad pointer.
+[[gnu::noinline]] void free_in_page_slow(Span* page, void* p, const char* call) noexcept;
 // The calling thread's own page became empty (ThreadHeap::page_emptied, errno kept).
 [[gnu::noinline]] void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept;
 [[gnu::noinline]] void* aligned_slow(std::size_t alignment, std::size_t n) noexcept;
 
 [[gnu::always_inline]] inline void* malloc_inline(std::size_t n) noexcept {
-  if (__builtin_expect(n <= g_small_limit, 1)) {
-    unsigned c = size_class_of(n);
-    void* p = tl_heap->try_pop(c);
+  if (__builtin_expect(n <= g_direct_limit, 1)) {
+    void* p = tl_heap->try_pop_direct(n);
     if (__builtin_expect(p != nullptr, 1)) return p;
-    return malloc_small_slow(c);
   }
-  return malloc_big(n, 0, false);
+  return malloc_generic(n);
+}
+
+// Same-thread free of a small block, when `fits(page)` (the sized delete's class check).
+template <class Fits>
+[[gnu::always_inline]] inline bool try_free_local(Span* page, void* p, Fits fits) noexcept {
+  ThreadHeap* heap = tl_heap;
+  auto* b = static_cast<FreeBlock*>(p);
+  std::uintptr_t mark = free_marker(b);
+  if (__builtin_expect(page->owner_tag.load(std::memory_order_relaxed) ==
+                               reinterpret_cast<std::uintptr_t>(heap) &&
+                           is_carved_block_start(page, p) && b->marker != mark && fits(page),
+                       1)) {
+    if (__builtin_expect(!ThreadHeap::push_local(page, b, mark), 0)) page_emptied_slow(heap, page);
+    return true;
+  }
+  return false;
 }
 
 [[gnu::always_inline]] inline void free_inline(void* p, const char* call) noexcept {
-  if (p == nullptr) return;
-  Segment* seg = segment_map::lookup(p);
-  if (__builtin_expect(seg != nullptr && seg->kind == SegmentKind::kNormal, 1)) {
-    Span* entry = seg->entry_for(p);
-    Span* page = entry - entry->back;
-    auto* b = static_cast<FreeBlock*>(p);
-    std::uintptr_t mark = reinterpret_cast<std::uintptr_t>(p) ^ g_free_key;
-    if (__builtin_expect(page->kind == kSpanSmall && is_block_start(page, p) && b->marker != mark,
-                         1)) {
-      ThreadHeap* heap = tl_heap;
-      if (__builtin_expect(page->flags == 0 && page->owner.load(std::memory_order_relaxed) == heap,
-                           1)) {
-        if (__builtin_expect(ThreadHeap::push_local(page, b, mark), 1)) return;
-        page_emptied_slow(heap, page);
-        return;
-      }
-      free_small_other(page, b, mark);  // another thread's page, or a full one of ours
+  Span* page = segment_map::fast_page_of(p);
+  if (__builtin_expect(page != nullptr, 1)) {
+    if (__builtin_expect(try_free_local(page, p, [](const Span*) { return true; }), 1)) return;
+    free_in_page_slow(page, p, call);  // another thread's page, a full one, large, or bad
+    return;
+  }
+  free_slow_path(p, call);  // nullptr, huge, the two-level map's segments, or not Mallard's
+}
+
+// operator delete(p, n) and the aligned forms: p must be a block that new(n) (new(n, alignment))
+// could have returned; a size of another class, or a misaligned p, is reported (one line,
+// "invalid size or alignment", then abort). alloc_slow.cpp.
+[[gnu::noinline]] void free_sized_slow(void* p, std::size_t n, std::size_t alignment,
+                                       const char* call) noexcept;
+
+[[gnu::always_inline]] inline void free_sized_inline(void* p, std::size_t n,
+                                                     const char* call) noexcept {
+  Span* page = segment_map::fast_page_of(p);
+  if (__builtin_expect(page != nullptr && n <= kDirectMax, 1)) {
+    auto fits = [n](const Span* s) {
+      return s->size_class == size_class_detail::kSmallTable[direct_index(n)];
+    };
+    if (__builtin_expect(try_free_local(page, p, fits), 1)) return;
+    if (page->kind == kSpanSmall && fits(page)) {  // another thread's page, or a full one
+      free_in_page_slow(page, p, call);
       return;
     }
   }
-  free_slow_path(p, call);  // large, huge, or a bad pointer (reported there)
+  free_sized_slow(p, n, 0, call);
 }
 
 // Power-of-two alignment; small requests use a class whose blocks are naturally aligned.

@@ -13,6 +13,7 @@
 #include "config/options.hpp"
 #include "frontend/block.hpp"
 #include "frontend/heap_registry.hpp"
+#include "os/fatal.hpp"
 #include "os/keep_errno.hpp"
 #include "os/units.hpp"
 #include "stats/heap_check.hpp"
@@ -20,16 +21,19 @@
 namespace mallard::api {
 
 constinit config::Relaxed<std::size_t> g_small_limit{kSmallMax};
+constinit config::Relaxed<std::size_t> g_direct_limit{kDirectMax};
 
 void refresh_small_limit() noexcept {
   long threshold = config::options().mmap_threshold;
   // With direct mmap off (mmap_max 0) the threshold routes nothing: as glibc, small requests
   // stay small (a zero threshold must not give every malloc(16) a page of its own).
   if (config::options().mmap_max == 0) threshold = static_cast<long>(kSmallMax) + 1;
-  g_small_limit = threshold <= 0 ? 0
-                  : static_cast<std::size_t>(threshold) > kSmallMax
-                      ? kSmallMax
-                      : static_cast<std::size_t>(threshold) - 1;
+  std::size_t limit = threshold <= 0 ? 0
+                      : static_cast<std::size_t>(threshold) > kSmallMax
+                          ? kSmallMax
+                          : static_cast<std::size_t>(threshold) - 1;
+  g_small_limit = limit;
+  g_direct_limit = limit < kDirectMax ? limit : kDirectMax;
 }
 
 namespace {
@@ -85,8 +89,54 @@ void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept {
   return p;
 }
 
-void free_small_other(Span* page, FreeBlock* b, std::uintptr_t mark) noexcept {
-  free_small_block(page, b, mark);  // keeps errno itself, only on its branches that may purge
+void* malloc_generic(std::size_t n) noexcept {
+  if (n <= g_small_limit) {
+    unsigned c = size_class_of(n);
+    void* p = tl_heap->try_pop(c);
+    return p != nullptr ? p : malloc_small_slow(c);
+  }
+  return malloc_big(n, 0, false);
+}
+
+void free_in_page_slow(Span* page, void* p, const char* call) noexcept {
+  auto* b = static_cast<FreeBlock*>(p);
+  std::uintptr_t mark = free_marker(b);
+  if (page->kind == kSpanSmall && is_carved_block_start(page, p) && b->marker != mark) {
+    free_small_block(page, b, mark);  // keeps errno itself, only on its branches that may purge
+    return;
+  }
+  free_slow_path(p, call);  // large blocks; bad pointers are resolved and reported there
+}
+
+namespace {
+
+// The class new(n, alignment) serves n from (as aligned_slow chooses it), or kClassCount when
+// such a request is never small.
+unsigned requested_class(std::size_t n, std::size_t alignment) {
+  if (alignment <= 16) return n <= kSmallMax ? size_class_of(n) : kClassCount;
+  if (alignment > os::kPageSize || n > kSmallMax) return kClassCount;
+  unsigned c = size_class_of(n < alignment ? alignment : n);
+  while (c < kClassCount && class_block_size(c) % alignment != 0) ++c;
+  return c;
+}
+
+}  // namespace
+
+void free_sized_slow(void* p, std::size_t n, std::size_t alignment, const char* call) noexcept {
+  if (p == nullptr) return;
+  BlockRef block = resolve_block(p, call);  // reports a pointer that is no live block
+  bool fits = reinterpret_cast<std::uintptr_t>(p) % (alignment == 0 ? 1 : alignment) == 0;
+  if (block.kind == BlockKind::kSmall)
+    // The class, not the threshold: a later mallopt does not change what the block is.
+    fits = fits && (alignment == 0 || requested_class(n, alignment) == block.page->size_class) &&
+           (alignment != 0 || requested_class(n, 0) == block.page->size_class);
+  else if (block.kind == BlockKind::kLarge)  // wherever the threshold put it then
+    fits = fits && Pages::covering(n == 0 ? 1 : n) == block.page->pages();
+  else  // huge: mapped for n plus its header, in kernel pages
+    fits = fits && n <= block.usable && n > block.usable / 2;
+  if (!fits)
+    os::report_bad_pointer("invalid size or alignment (not what it was allocated with)", call, p);
+  free_slow_path(p, call);
 }
 
 void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept {
@@ -95,6 +145,7 @@ void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept {
 }
 
 void free_slow_path(void* p, const char* call) noexcept {
+  if (p == nullptr) return;
   os::KeepErrno keep;
   free_slow(p, call);
   maybe_check_heap();

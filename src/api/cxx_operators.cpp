@@ -88,6 +88,24 @@ using mallard::api::malloc_inline;
   free_inline(p, "operator delete");
 }
 
+// Sized and aligned deletes check what they are told (api/alloc_inline.hpp free_sized_inline).
+[[maybe_unused]] inline void delete_sized(void* p, std::size_t n) noexcept {
+  mallard::api::free_sized_inline(p, n, "operator delete");
+}
+
+[[maybe_unused]] inline void delete_aligned(void* p, std::size_t n, std::align_val_t a) noexcept {
+  mallard::api::free_sized_slow(p, n, static_cast<std::size_t>(a), "operator delete");
+}
+
+// An aligned delete without a size: only the alignment can be checked.
+[[maybe_unused]] inline void delete_aligned(void* p, std::align_val_t a) noexcept {
+  auto alignment = static_cast<std::size_t>(a);
+  if (reinterpret_cast<std::uintptr_t>(p) % alignment != 0)
+    mallard::os::report_bad_pointer("invalid size or alignment (not what it was allocated with)",
+                                    "operator delete", p);
+  free_inline(p, "operator delete");
+}
+
 }  // namespace
 
 #ifndef MALLARD_NO_STANDARD_NAMES  // sanitizer builds keep the runtime's operators
@@ -131,28 +149,28 @@ MALLARD_CXX void operator delete(void* p, const std::nothrow_t&) noexcept {
 MALLARD_CXX void operator delete[](void* p, const std::nothrow_t&) noexcept {
   delete_impl(p);
 }
-MALLARD_CXX void operator delete(void* p, std::size_t) noexcept {
-  delete_impl(p);
+MALLARD_CXX void operator delete(void* p, std::size_t n) noexcept {
+  delete_sized(p, n);
 }
-MALLARD_CXX void operator delete[](void* p, std::size_t) noexcept {
-  delete_impl(p);
+MALLARD_CXX void operator delete[](void* p, std::size_t n) noexcept {
+  delete_sized(p, n);
 }
-MALLARD_CXX void operator delete(void* p, std::align_val_t) noexcept {
-  delete_impl(p);
+MALLARD_CXX void operator delete(void* p, std::align_val_t a) noexcept {
+  delete_aligned(p, a);
 }
-MALLARD_CXX void operator delete[](void* p, std::align_val_t) noexcept {
-  delete_impl(p);
+MALLARD_CXX void operator delete[](void* p, std::align_val_t a) noexcept {
+  delete_aligned(p, a);
 }
-MALLARD_CXX void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  delete_impl(p);
+MALLARD_CXX void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
+  delete_aligned(p, n, a);
 }
-MALLARD_CXX void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  delete_impl(p);
+MALLARD_CXX void operator delete[](void* p, std::size_t n, std::align_val_t a) noexcept {
+  delete_aligned(p, n, a);
 }
-MALLARD_CXX void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  delete_impl(p);
+MALLARD_CXX void operator delete(void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+  delete_aligned(p, a);
 }
-MALLARD_CXX void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  delete_impl(p);
+MALLARD_CXX void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+  delete_aligned(p, a);
 }
 #endif  // MALLARD_NO_STANDARD_NAMES

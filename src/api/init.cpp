@@ -130,7 +130,8 @@ void initialize_slow() {
       g_init_state.store(1, std::memory_order_relaxed);
       config::load_options_from_environment(config::options());
       refresh_small_limit();
-      g_free_key = static_cast<std::uintptr_t>(os::random_u64());
+      g_free_keys.marker = static_cast<std::uintptr_t>(os::random_u64());
+      g_free_keys.link = static_cast<std::uintptr_t>(os::random_u64()) | 1;  // odd
       arenas::init(os::usable_cpu_count());
       heap_registry::init();
       g_init_state.store(2, std::memory_order_release);

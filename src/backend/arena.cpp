@@ -12,11 +12,13 @@
 namespace mallard {
 namespace {
 
-// An entry that starts nothing: kind none and no back offset (the fast path reads both).
+// An entry that starts nothing: kind none, no owner and no back offset (the fast path reads them).
 void clear_entry(Span* e) {
   e->kind = kSpanNone;
   e->flags = 0;
   e->back = 0;
+  e->first = nullptr;
+  e->owner_tag.store(0, std::memory_order_relaxed);
 }
 
 // The doubly linked lists of small pages an arena keeps (abandoned, quarantined), through the
@@ -156,6 +158,7 @@ bool Arena::grow_locked(Pages pages) {
   // Fresh memory is zero and not yet resident: it starts in the purged state (at time 0: never
   // used). Taking it teaches the budget nothing: only ranges in recent_purges_ do.
   make_free_locked(seg, seg->first_data_page, seg->data_pages(), kPurged, 0, true);
+  segment_map::insert_fast(seg);  // header and entries written: free may find it
   return true;
 }
 
@@ -210,15 +213,18 @@ Span* Arena::make_free_locked(Segment* seg, std::uint32_t first, std::uint32_t c
   s->flags = 0;
   s->state = static_cast<std::uint8_t>(state);
   s->back = 0;
+  s->first = nullptr;
   s->page_count = count;
   s->zeroed = zeroed ? 1 : 0;
   s->freed_at_ms = freed_at;
-  s->owner.store(nullptr, std::memory_order_relaxed);
+  s->owner_tag.store(0, std::memory_order_relaxed);
   if (count > 1) {
     Span* tail = s + (count - 1);
     tail->kind = kSpanFreeTail;
     tail->flags = 0;
     tail->back = count - 1;
+    tail->first = nullptr;
+    tail->owner_tag.store(0, std::memory_order_relaxed);
   }
   insert_bin_locked(s);
   if (state == kDirty) {
@@ -339,12 +345,16 @@ void Arena::set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t c
   s->kind = kind;
   s->flags = 0;
   s->back = 0;
+  s->first = kind == kSpanSmall ? s : nullptr;       // free finds only small pages in one load
+  s->owner_tag.store(0, std::memory_order_relaxed);  // a small page's owner sets its own
   s->page_count = count;
   s->next = s->prev = nullptr;
   if (kind == kSpanSmall) {
     for (std::uint32_t i = 1; i < count; ++i) {
       s[i].kind = kSpanSmallPart;
       s[i].back = i;
+      s[i].first = s;
+      s[i].owner_tag.store(0, std::memory_order_relaxed);
     }
     stats_.small_pages += s->bytes();
     stats::add_active(static_cast<std::int64_t>(s->bytes()));

@@ -6,6 +6,8 @@
 namespace mallard::segment_map {
 
 std::atomic<Leaf*> g_top[std::size_t{1} << kTopBits];
+constinit std::atomic<std::uintptr_t> g_fast_limit{0};
+constinit std::atomic<std::uint8_t>* g_fast_bytes = nullptr;
 
 namespace {
 
@@ -49,6 +51,60 @@ bool prepare(std::uintptr_t start, std::size_t size) {
   return true;
 }
 
+namespace {
+
+// 4 KiB units of the fast map made writable (set after the commit succeeded; never cleared).
+constexpr std::size_t kFastUnits = kGranules / os::kPageSize;
+std::atomic<std::uint64_t> g_fast_writable[kFastUnits / 64];
+std::atomic<std::uint8_t*> g_fast_reserved{nullptr};
+
+bool fast_unit_writable(std::uintptr_t g) {
+  std::size_t u = g / os::kPageSize;
+  return (g_fast_writable[u / 64].load(std::memory_order_acquire) >> (u % 64)) & 1;
+}
+
+// The fast map, reserved on first use (several arenas may race: one reservation wins).
+std::atomic<std::uint8_t>* fast_bytes() {
+  std::uint8_t* bytes = g_fast_reserved.load(std::memory_order_acquire);
+  if (bytes != nullptr) return reinterpret_cast<std::atomic<std::uint8_t>*>(bytes);
+  auto* fresh = static_cast<std::uint8_t*>(
+      os::map_aligned(kGranules, os::page_size(), os::Access::kReadOnly));
+  if (fresh == nullptr) return nullptr;  // ulimit -v: every free asks the two-level map
+  if (!g_fast_reserved.compare_exchange_strong(bytes, fresh, std::memory_order_acq_rel)) {
+    os::unmap(fresh, kGranules);
+    fresh = bytes;
+  }
+  g_fast_bytes = reinterpret_cast<std::atomic<std::uint8_t>*>(fresh);
+  g_fast_limit.store(kGranules, std::memory_order_release);
+  return g_fast_bytes;
+}
+
+// Makes the fast map's byte of granule g writable; false if the kernel refused.
+bool make_fast_writable(std::atomic<std::uint8_t>* bytes, std::uintptr_t g) {
+  if (fast_unit_writable(g)) return true;
+  std::uintptr_t lo = os::page_floor(reinterpret_cast<std::uintptr_t>(bytes + g));
+  std::uintptr_t hi = os::page_ceil(reinterpret_cast<std::uintptr_t>(bytes + g + 1));
+  if (!os::commit(reinterpret_cast<void*>(lo), hi - lo)) return false;
+  auto base = reinterpret_cast<std::uintptr_t>(bytes);
+  for (std::uintptr_t a = lo; a < hi; a += os::kPageSize) {
+    std::size_t u = (a - base) / os::kPageSize;
+    g_fast_writable[u / 64].fetch_or(std::uint64_t{1} << (u % 64), std::memory_order_release);
+  }
+  return true;
+}
+
+}  // namespace
+
+void insert_fast(const Segment* seg) {
+  auto start = reinterpret_cast<std::uintptr_t>(seg);
+  if (!covered(start, kSegmentSize)) return;
+  std::atomic<std::uint8_t>* bytes = fast_bytes();
+  if (bytes == nullptr) return;
+  std::uintptr_t g = start >> kSegmentShift;
+  if (!make_fast_writable(bytes, g)) return;
+  bytes[g].store(1, std::memory_order_release);
+}
+
 bool insert(std::uintptr_t start, std::size_t size, Segment* seg) {
   if (!prepare(start, size)) return false;  // nothing written yet beyond leaves
   std::uintptr_t first = start >> kSegmentShift;
@@ -63,6 +119,10 @@ void remove(std::uintptr_t start, std::size_t size) {
   if (!covered(start, size)) return;
   std::uintptr_t first = start >> kSegmentShift;
   std::uintptr_t last = (start + size - 1) >> kSegmentShift;
+  if (g_fast_limit.load(std::memory_order_acquire) != 0) {
+    for (std::uintptr_t g = first; g <= last; ++g)
+      if (fast_unit_writable(g)) g_fast_bytes[g].store(0, std::memory_order_release);
+  }
   for (std::uintptr_t g = first; g <= last; ++g) {
     Leaf* leaf = leaf_for(g, false);
     if (leaf != nullptr)

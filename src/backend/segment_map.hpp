@@ -3,6 +3,15 @@
 // header describes it?" in two loads, without touching the pointer's memory. Leaves are mapped
 // from the OS on first use and never freed. Lock-free reads; writes happen when segments come and
 // go (under their arena's lock or the huge path).
+//
+// Beside it, the fast map that free uses first: one byte per granule of the 47-bit address space
+// (32 MiB of address space, reserved read-only so that it costs neither memory nor overcommit
+// charge; the pages under registered segments are made writable), 1 where a normal segment
+// starts, so that its header is at the granule's start; 0 elsewhere (huge blocks, the later
+// granules of segments larger than 4 MiB, memory that is not Mallard's): ask the two-level map.
+// One load tells a pointer of the first 4 MiB of a normal segment from any other and, with no
+// other load, finds its page entry. If the reservation fails (ulimit -v), the fast map stays
+// empty and every free takes the two-level map.
 #pragma once
 
 #include <atomic>
@@ -10,6 +19,7 @@
 #include <cstdint>
 
 #include "backend/segment.hpp"
+#include "os/visibility.hpp"
 
 namespace mallard::segment_map {
 
@@ -20,7 +30,13 @@ struct Leaf {
   std::atomic<Segment*> entries[std::size_t{1} << kLeafBits];
 };
 
-extern std::atomic<Leaf*> g_top[std::size_t{1} << kTopBits];
+extern std::atomic<Leaf*> g_top[std::size_t{1} << kTopBits] MALLARD_HIDDEN;
+
+inline constexpr std::uintptr_t kGranules = std::uintptr_t{1} << (47 - kSegmentShift);
+// Granules the fast map covers: 0 until it is reserved (or if that failed), then kGranules.
+extern std::atomic<std::uintptr_t> g_fast_limit MALLARD_HIDDEN;
+extern std::atomic<std::uint8_t>* g_fast_bytes
+    MALLARD_HIDDEN;  // written once, before g_fast_limit is set
 
 inline Segment* lookup(const void* p) {
   auto a = reinterpret_cast<std::uintptr_t>(p);
@@ -31,13 +47,34 @@ inline Segment* lookup(const void* p) {
       std::memory_order_acquire);
 }
 
+// The first page entry of the small page that holds p when p lies in the first 4 MiB of a normal
+// segment; nullptr for any other span and any other pointer (nullptr too). An entry may hold a
+// stale page (a small page's later entry, after the page went and the span is large or free):
+// that page does not cover p, which callers find by its carved range before anything else.
+[[gnu::always_inline]] inline Span* fast_page_of(const void* p) {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t g = a >> kSegmentShift;
+  if (g >= g_fast_limit.load(std::memory_order_acquire)) return nullptr;
+  if (g_fast_bytes[g].load(std::memory_order_acquire) == 0) return nullptr;
+  static_assert(sizeof(Span) == 128 && kPageShift > 7);
+  std::uintptr_t entry_offset = (a >> (kPageShift - 7)) & ((kSegmentSize >> kPageShift) - 1) << 7;
+  auto* entry =
+      reinterpret_cast<Span*>((a & ~(kSegmentSize - 1)) + kSegmentHeaderSize + entry_offset);
+  return entry->first;
+}
+
+// Registers the normal segment at seg (its first granule) in the fast map: call once its header and
+// page entries are written. Does nothing if the fast map's pages cannot be made writable (the
+// two-level map still answers).
+void insert_fast(const Segment* seg);
+
 // Points every granule of [start, start+size) at seg. Returns false if a leaf could not be mapped
 // or the range leaves the 47-bit address space the map covers (then nothing is registered).
 bool insert(std::uintptr_t start, std::size_t size, Segment* seg);
 // Makes the leaves that [start, start+size) needs, so that a later insert of that range cannot
 // fail. Returns false if a leaf could not be mapped.
 bool prepare(std::uintptr_t start, std::size_t size);
-// Clears the granules of [start, start+size).
+// Clears the granules of [start, start+size), in the fast map first.
 void remove(std::uintptr_t start, std::size_t size);
 // Bytes of leaves mapped (metadata statistics).
 std::size_t mapped_bytes();

@@ -26,9 +26,10 @@ enum SpanKind : std::uint8_t {
 
 enum SpanState : std::uint8_t { kDirty = 0, kPurged = 1 };  // free spans only
 
-// Set in Span::flags while a small page sits on its heap's full list: the owner's free then takes
-// the slow path, which moves the page back to the available queue.
-inline constexpr std::uint8_t kSpanInFullList = 1;
+// Set in Span::owner_tag (beside the owner's address) while a small page sits on its heap's full
+// list: the owner's free then fails the fast path's one compare and takes the slow path, which
+// moves the page back to the available queue.
+inline constexpr std::uintptr_t kOwnerTagFull = 1;
 // Set while a small page sits on its arena's abandoned list (its thread exited); changed only
 // under the arena's lock.
 inline constexpr std::uint8_t kSpanAbandoned = 2;
@@ -36,40 +37,60 @@ inline constexpr std::uint8_t kSpanAbandoned = 2;
 // does not exist there): freed into, never allocated from; changed only under the arena's lock.
 inline constexpr std::uint8_t kSpanQuarantined = 4;
 
+// The first two words of a free small block. Both are encoded with secret keys
+// (frontend/free_list.hpp): `link` is the next block of its list, `marker` says "this block is
+// free" (double-free detection, and the check of every block a free list hands out).
 struct FreeBlock {
-  FreeBlock* next;
-  std::uintptr_t marker;  // address ^ free key while the block is free: double-free detection
+  std::uintptr_t link;
+  std::uintptr_t marker;
 };
 
 struct alignas(64) Span {
   // ---- first cache line: everything the same-thread fast paths read or write ----
-  char* start;                     // first byte of the span
-  std::atomic<ThreadHeap*> owner;  // small pages: the owning heap (nullptr: abandoned)
-  FreeBlock* free;                 // blocks ready to hand out
-  std::uint64_t reciprocal;        // ceil(2^40 / block_size): exact offset division
-  std::uint32_t used;              // blocks handed out and not yet collected back
+  char* start;  // first byte of the span
+  // Small pages: the owning heap's address, | kOwnerTagFull while on its full list; 0 for every
+  // other span and for a small page without owner (abandoned, quarantined, being retired). The
+  // same-thread free's one compare: equal to the caller's heap means small, its own, not full.
+  std::atomic<std::uintptr_t> owner_tag;
+  FreeBlock* free;          // blocks ready to hand out (links encoded)
+  std::uint64_t div_magic;  // ceil(2^64 / block_size): off % block_size == 0 iff off*magic < magic
+  std::uint32_t used;       // blocks handed out and not yet collected back
   std::uint32_t block_size;
   std::uint8_t kind;   // SpanKind
-  std::uint8_t flags;  // kSpanInFullList, kSpanAbandoned, kSpanQuarantined
+  std::uint8_t flags;  // kSpanAbandoned, kSpanQuarantined
   std::uint8_t size_class;
   std::uint8_t state;  // SpanState, free spans
-  std::uint32_t back;  // kSpanSmallPart / kSpanFreeTail: entries back to the first entry
   std::uint32_t page_count;
-  std::uint32_t capacity;  // blocks that fit in the page
-  std::uint64_t unused_;   // pads the first line
+  // Small pages, on every entry of the page: the page's first entry (what free resolves a
+  // pointer to in one load); nullptr on the entries of every other span.
+  Span* first;
+  std::uint64_t carved;  // small pages: bytes from start carved into blocks so far (bump
+                         // allocation); every block ever handed out lies below it
   // ---- second cache line: what other threads write (remote frees) and slow-path state. Kept
   // off the first line, which the owner writes on every malloc and free, so that a remote free
   // does not take the owner's hot line away from it.
   std::atomic<std::uint64_t> thread_free;  // frees from other threads: (count << 48) | pointer
-  std::uint32_t reserved;                  // blocks carved from the page so far (bump allocation)
   std::uint32_t zeroed;                    // free spans: contents known to be zero
-  Span* next;                              // heap queue, arena bin or abandoned list
+  std::uint32_t capacity;                  // small pages: blocks that fit in the page
+  std::uint32_t back;  // kSpanSmallPart / kSpanFreeTail: entries back to the first entry
+  std::uint32_t unused_;
+  Span* next;  // heap queue, arena bin or abandoned list
   Span* prev;
   Span* age_next;  // free dirty spans: the arena's age list, oldest first
   Span* age_prev;
   std::uint64_t freed_at_ms;  // free spans: dirty, when freed; purged, when purged (0: fresh from
                               // the OS, never used)
 
+  // The owning heap of a small page (nullptr: none), and whether the page is on its full list.
+  ThreadHeap* owner(std::memory_order order = std::memory_order_acquire) const {
+    return reinterpret_cast<ThreadHeap*>(owner_tag.load(order) & ~kOwnerTagFull);
+  }
+  bool on_full_list() const {
+    return (owner_tag.load(std::memory_order_relaxed) & kOwnerTagFull) != 0;
+  }
+  void set_owner(ThreadHeap* heap, bool full, std::memory_order order = std::memory_order_release) {
+    owner_tag.store(reinterpret_cast<std::uintptr_t>(heap) | (full ? kOwnerTagFull : 0), order);
+  }
   Pages pages() const { return Pages{page_count}; }
   void set_pages(Pages p) { page_count = p.narrow(); }
   std::size_t bytes() const { return pages().bytes(); }

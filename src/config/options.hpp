@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "os/visibility.hpp"
+
 namespace mallard::os {
 class TextWriter;
 }
@@ -68,7 +70,7 @@ struct OptionInfo {
 
 // The process's options. Written during init (single-threaded) and later by mallopt,
 // mallard_option_set and the dynamic threshold; read anywhere (see Relaxed).
-extern Options g_options;
+extern Options g_options MALLARD_HIDDEN;
 inline Options& options() {
   return g_options;
 }

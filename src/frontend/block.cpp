@@ -17,6 +17,7 @@ namespace {
 constexpr const char* kForeign = "invalid pointer (not allocated by mallard)";
 constexpr const char* kInterior = "invalid pointer (not the start of a block)";
 constexpr const char* kDoubleFree = "double free";
+constexpr const char* kNeverHandedOut = "invalid pointer (a block never handed out)";
 
 // The last block of a page whose thread is gone (abandoned or quarantined) comes back: push it
 // and release the page, under the arena lock. Out of line: the lock's code would otherwise
@@ -34,7 +35,7 @@ constexpr const char* kDoubleFree = "double free";
 [[gnu::noinline]] void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b,
                                           std::uintptr_t mark) {
   os::KeepErrno keep;  // an emptied page may go back to the arena and be purged (madvise)
-  if (page->flags & kSpanInFullList) {
+  if (page->on_full_list()) {
     me->free_into_full_page(page, b, mark);
   } else if (!ThreadHeap::push_local(page, b, mark)) {
     me->page_emptied(page);
@@ -45,12 +46,13 @@ constexpr const char* kDoubleFree = "double free";
 
 void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
   ThreadHeap* me = tl_heap;
-  ThreadHeap* owner = page->owner.load(std::memory_order_acquire);
+  std::uintptr_t tag = page->owner_tag.load(std::memory_order_acquire);
+  auto* owner = reinterpret_cast<ThreadHeap*>(tag & ~kOwnerTagFull);
   if (owner == me) {
     free_into_own_page(me, page, b, mark);
     return;
   }
-  bool was_full = (page->flags & kSpanInFullList) != 0;
+  bool was_full = (tag & kOwnerTagFull) != 0;
   unsigned c = page->size_class;
   // The page's thread has exited, and this may be its last block: nobody would ever collect the
   // page, so give it back now. Once the last block is pushed, anyone (decay, trim) may release the
@@ -76,9 +78,12 @@ BlockRef resolve_block(const void* p, const char* call) {
   Span* page = e - e->back;
   switch (page->kind) {
     case kSpanSmall: {
-      if (!is_block_start(page, p)) os::report_bad_pointer(kInterior, call, p);
-      auto* b = static_cast<const FreeBlock*>(p);
-      if (b->marker == (reinterpret_cast<std::uintptr_t>(p) ^ g_free_key))
+      auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start);
+      if (!is_carved_block_start(page, off)) {
+        bool block_start = off % page->block_size == 0 && off / page->block_size < page->capacity;
+        os::report_bad_pointer(block_start ? kNeverHandedOut : kInterior, call, p);
+      }
+      if (static_cast<const FreeBlock*>(p)->marker == free_marker(p))
         os::report_bad_pointer(kDoubleFree, call, p);
       return {BlockKind::kSmall, seg, page, page->block_size};
     }
@@ -97,8 +102,7 @@ void free_slow(void* p, const char* call) {
   BlockRef block = resolve_block(p, call);
   switch (block.kind) {
     case BlockKind::kSmall:
-      free_small_block(block.page, static_cast<FreeBlock*>(p),
-                       reinterpret_cast<std::uintptr_t>(p) ^ g_free_key);
+      free_small_block(block.page, static_cast<FreeBlock*>(p), free_marker(p));
       return;
     case BlockKind::kLarge: {
       Arena* arena = block.segment->arena;

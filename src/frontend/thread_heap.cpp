@@ -4,11 +4,15 @@
 #include "frontend/thread_heap.hpp"
 
 #include "backend/arena_registry.hpp"
+#include "os/fatal.hpp"
 #include "os/lock.hpp"
+
+#include <array>
 
 namespace mallard {
 
-std::uintptr_t g_free_key = 0x5bd1e9955bd1e995ull;
+// Set from the kernel's randomness at initialisation (api/init.cpp), before any block is freed.
+constinit FreeListKeys g_free_keys{0x5bd1e9955bd1e995ull, 0x9e3779b97f4a7c15ull};
 constinit Span g_empty_page{};
 constinit ThreadHeap g_sentinel_heap{SentinelTag{}};
 constinit ThreadHeap g_exited_heap{SentinelTag{}};
@@ -53,11 +57,37 @@ Arena* arena_of(Span* page) {
   return segment_of_entry(page)->arena;
 }
 
+// The first request size of each class up to kDirectMax, and one past its last, in direct slots.
+struct DirectRange {
+  std::uint8_t first, end;
+};
+constexpr std::array<DirectRange, kClassCount> make_direct_ranges() {
+  std::array<DirectRange, kClassCount> r{};
+  for (std::size_t i = 0; i < kDirectCount; ++i) {
+    unsigned c = size_class_detail::class_of_slow(i * 16);
+    if (r[c].end == 0) r[c].first = static_cast<std::uint8_t>(i);
+    r[c].end = static_cast<std::uint8_t>(i + 1);
+  }
+  return r;
+}
+constexpr std::array<DirectRange, kClassCount> kDirectRanges = make_direct_ranges();
+
 }  // namespace
+
+void report_corrupt_free_list(const Span* page, const void* block) {
+  (void)page;
+  os::report_bad_pointer("free list corrupted (a free block was overwritten: use after free?)",
+                         "malloc", block);
+}
+
+void ThreadHeap::set_current(unsigned c, Span* page) {
+  current_[c] = page;
+  for (unsigned i = kDirectRanges[c].first; i < kDirectRanges[c].end; ++i) direct_[i] = page;
+}
 
 void ThreadHeap::init(Arena* arena, bool sentinel) {
   for (unsigned c = 0; c < kClassCount; ++c) {
-    current_[c] = &g_empty_page;
+    set_current(c, &g_empty_page);
     avail_[c] = PageQueue{};
     full_[c] = PageQueue{};
     remote_hint_[c].store(0, std::memory_order_relaxed);
@@ -75,8 +105,8 @@ bool ThreadHeap::collect(Span* page) {
     FreeBlock* list = thread_free_list(word);
     if (list != nullptr) {
       FreeBlock* tail = list;
-      while (tail->next != nullptr) tail = tail->next;
-      tail->next = page->free;
+      for (FreeBlock* next; (next = decode_link(tail)) != nullptr;) tail = next;
+      relink(tail, page->free);
       page->free = list;
       page->used -= thread_free_count(word);
     }
@@ -87,20 +117,24 @@ bool ThreadHeap::collect(Span* page) {
 // Carves the next run of never-used blocks (about one OS page's worth) from the page's bump area:
 // the seed's "top chunk", one page at a time so untouched memory stays unresident.
 bool ThreadHeap::extend(Span* page) {
-  if (page->reserved >= page->capacity) return false;
   std::uint32_t bs = page->block_size;
+  auto carved_blocks = static_cast<std::uint32_t>(page->carved / bs);
+  if (carved_blocks >= page->capacity) return false;
   std::uint32_t n = bs >= 4096 ? 1 : 4096 / bs;
-  if (n > page->capacity - page->reserved) n = page->capacity - page->reserved;
-  char* first = page->start + std::size_t{page->reserved} * bs;
+  if (n > page->capacity - carved_blocks) n = page->capacity - carved_blocks;
+  char* first = page->start + page->carved;
+  // Every carved block is marked free, so that a free of one never handed out is a double free.
   for (std::uint32_t i = 0; i + 1 < n; ++i) {
-    reinterpret_cast<FreeBlock*>(first + std::size_t{i} * bs)->next =
-        reinterpret_cast<FreeBlock*>(first + std::size_t{i + 1} * bs);
+    auto* b = reinterpret_cast<FreeBlock*>(first + std::size_t{i} * bs);
+    make_free_block(b, reinterpret_cast<FreeBlock*>(first + std::size_t{i + 1} * bs),
+                    free_marker(b));
   }
-  reinterpret_cast<FreeBlock*>(first + std::size_t{n - 1} * bs)->next = page->free;
-  // The carved count before the list that hands the blocks out, in that order for the compiler
+  auto* last = reinterpret_cast<FreeBlock*>(first + std::size_t{n - 1} * bs);
+  make_free_block(last, page->free, free_marker(last));
+  // The carved end before the list that hands the blocks out, in that order for the compiler
   // and the CPU: a fork between the two must not leave a child with blocks on the free list that
-  // `reserved` says are still uncarved (they would be carved and handed out again).
-  __atomic_store_n(&page->reserved, page->reserved + n, __ATOMIC_RELAXED);
+  // `carved` says are still uncarved (they would be carved and handed out again).
+  __atomic_store_n(&page->carved, page->carved + std::uint64_t{n} * bs, __ATOMIC_RELAXED);
   std::atomic_thread_fence(std::memory_order_release);
   os::race_window(os::RaceWindow::kExtendPublish);
   __atomic_store_n(&page->free, reinterpret_cast<FreeBlock*>(first), __ATOMIC_RELAXED);
@@ -111,40 +145,41 @@ void ThreadHeap::init_page(Span* page, unsigned c) {
   std::uint32_t bs = static_cast<std::uint32_t>(class_block_size(c));
   page->size_class = static_cast<std::uint8_t>(c);
   page->block_size = bs;
-  page->reciprocal = ((std::uint64_t{1} << 40) + bs - 1) / bs;
+  page->div_magic = UINT64_MAX / bs + 1;
   MALLARD_CHECK(page->bytes() / bs <= UINT32_MAX && c < kClassCount);
+  MALLARD_CHECK(page->bytes() < (std::uint64_t{1} << 32));  // the divisibility test's range
   page->capacity = static_cast<std::uint32_t>(page->bytes() / bs);
-  page->reserved = 0;
+  page->carved = 0;
   page->used = 0;
   page->free = nullptr;
   page->thread_free.store(0, std::memory_order_relaxed);
   page->flags = 0;
-  page->owner.store(this, std::memory_order_release);
+  page->set_owner(this, false);
 }
 
 void ThreadHeap::move_to_full(unsigned c, Span* page) {
   queue_remove(avail_[c], page);
   os::race_window(os::RaceWindow::kQueueEdit);
   queue_push_back(full_[c], page);
-  page->flags = kSpanInFullList;
-  if (current_[c] == page) current_[c] = &g_empty_page;
+  page->set_owner(this, true, std::memory_order_relaxed);
+  if (current_[c] == page) set_current(c, &g_empty_page);
 }
 
 void ThreadHeap::retire_page(unsigned c, Span* page) {
-  if (page->flags & kSpanInFullList)
+  if (page->on_full_list())
     queue_remove(full_[c], page);
   else
     queue_remove(avail_[c], page);
   if (current_[c] == page)
-    current_[c] = avail_[c].first != nullptr ? avail_[c].first : &g_empty_page;
-  page->owner.store(nullptr, std::memory_order_relaxed);
+    set_current(c, avail_[c].first != nullptr ? avail_[c].first : &g_empty_page);
+  page->set_owner(nullptr, false, std::memory_order_relaxed);
   Arena* a = arena_of(page);
   os::LockGuard guard(a->lock());
   a->free_span_locked(page);
 }
 
 void* ThreadHeap::pop_from(unsigned c, Span* page) {
-  current_[c] = page;
+  set_current(c, page);
   return try_pop(c);
 }
 
@@ -184,7 +219,7 @@ void* ThreadHeap::malloc_refill(unsigned c) {
       Span* next = s->next;
       if (s->thread_free.load(std::memory_order_relaxed) != 0 && collect(s)) {
         queue_remove(full_[c], s);
-        s->flags = 0;
+        s->set_owner(this, false, std::memory_order_relaxed);
         queue_push_back(avail_[c], s);
       }
       s = next;
@@ -200,8 +235,8 @@ void* ThreadHeap::malloc_refill(unsigned c) {
     }
     if (adopted != nullptr) {
       os::race_window(os::RaceWindow::kAdopt);
-      adopted->owner.store(this, std::memory_order_release);
       adopted->flags = 0;
+      adopted->set_owner(this, false);
       queue_push_front(avail_[c], adopted);
       if (collect(adopted) || extend(adopted)) return pop_from(c, adopted);
       move_to_full(c, adopted);
@@ -232,7 +267,7 @@ void ThreadHeap::free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t ma
   os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
   unsigned c = page->size_class;
   queue_remove(full_[c], page);
-  page->flags = 0;
+  page->set_owner(this, false, std::memory_order_relaxed);
   queue_push_back(avail_[c], page);
   if (!push_local(page, b, mark)) page_emptied_locked(page);
 }
@@ -248,9 +283,9 @@ std::size_t ThreadHeap::collect_all() {
         if (s->used == 0) {  // empty, even the current page: a trim gives everything back
           returned += s->bytes();
           retire_page(c, s);
-        } else if ((s->flags & kSpanInFullList) && s->free != nullptr) {
+        } else if (s->on_full_list() && s->free != nullptr) {
           queue_remove(full_[c], s);
-          s->flags = 0;
+          s->set_owner(this, false, std::memory_order_relaxed);
           queue_push_back(avail_[c], s);
         }
         s = next;
@@ -275,13 +310,13 @@ void ThreadHeap::give_up_pages(Fn&& fn) {
         fn(a, s);
       }
     }
-    current_[c] = &g_empty_page;
+    set_current(c, &g_empty_page);
   }
 }
 
 void ThreadHeap::quarantine_all() {
   give_up_pages([](Arena* a, Span* s) {
-    s->owner.store(nullptr, std::memory_order_release);
+    s->set_owner(nullptr, false);
     // A cut fast path leaves `used` off only by blocks held by no thread of the child (too low by
     // one, or too high by one or by a collected batch): 0 with no remote frees means none is used.
     if (s->used == 0 && thread_free_count(s->thread_free.load(std::memory_order_acquire)) == 0)
@@ -296,11 +331,11 @@ void ThreadHeap::abandon_all() {
   give_up_pages([this](Arena* a, Span* s) {
     collect(s);
     if (s->used == 0) {
-      s->owner.store(nullptr, std::memory_order_relaxed);
+      s->set_owner(nullptr, false, std::memory_order_relaxed);
       a->free_span_locked(s);
     } else {
       s->flags = 0;
-      s->owner.store(nullptr, std::memory_order_release);
+      s->set_owner(nullptr, false);
       a->abandon_page_locked(s);
     }
   });

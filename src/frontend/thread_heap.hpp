@@ -17,8 +17,10 @@
 #include "backend/segment_map.hpp"
 #include "backend/size_class.hpp"
 #include "backend/span.hpp"
+#include "frontend/free_list.hpp"
 #include "os/lock.hpp"
 #include "os/race_delay.hpp"
+#include "os/visibility.hpp"
 
 namespace mallard {
 
@@ -27,13 +29,24 @@ struct PageQueue {
   Span* last = nullptr;
 };
 
-// Free-marker key: a freed block holds (address ^ key) in its second word.
-extern std::uintptr_t g_free_key;
 // The page with no blocks that every empty slot of every heap points at, so the fast path needs
 // no null test.
-extern Span g_empty_page;
+extern Span g_empty_page MALLARD_HIDDEN;
 
 struct SentinelTag {};
+
+// Requests up to kDirectMax bytes find their page in one load: ThreadHeap::direct_ is indexed by
+// the size rounded up to 16 (mimalloc's pages_free_direct), every slot mirroring current_ of its
+// class (class boundaries up to 1 KiB are multiples of 16).
+inline constexpr std::size_t kDirectMax = 1024;
+inline constexpr std::size_t kDirectCount = kDirectMax / 16 + 1;
+[[gnu::always_inline]] inline std::size_t direct_index(std::size_t n) {
+  return (n + 15) >> 4;
+}
+
+// A free list handed out a block that is not a free block of its page: reports and aborts.
+[[noreturn, gnu::noinline, gnu::cold]] void report_corrupt_free_list(const Span* page,
+                                                                     const void* block);
 
 class ThreadHeap {
  public:
@@ -41,30 +54,41 @@ class ThreadHeap {
   // The sentinel heap: every class slot points at the empty page, so a thread's first malloc
   // falls through to the slow path, which attaches a real heap.
   explicit constexpr ThreadHeap(SentinelTag) : sentinel_(true) {
+    for (auto& slot : direct_) slot = &g_empty_page;
     for (auto& slot : current_) slot = &g_empty_page;
   }
 
   // ---- fast paths ----
+  // Pops a block for a request of n <= kDirectMax bytes, or nullptr when its class's current
+  // page has none ready.
+  [[gnu::always_inline]] void* try_pop_direct(std::size_t n) {
+    return pop(direct_[direct_index(n)]);
+  }
   // Pops a block of class c from the current page, or nullptr when the page has none ready.
-  [[gnu::always_inline]] void* try_pop(unsigned c) {
-    Span* page = current_[c];
+  [[gnu::always_inline]] void* try_pop(unsigned c) { return pop(current_[c]); }
+  // Pops the first block of page's free list after checking it (inside the carved part, marked
+  // free: anything else means the list was overwritten).
+  [[gnu::always_inline]] static void* pop(Span* page) {
     FreeBlock* b = page->free;
     if (__builtin_expect(b == nullptr, 0)) return nullptr;
     MALLARD_CHECK(page->used < page->capacity);
-    MALLARD_CHECK(reinterpret_cast<char*>(b) >= page->start &&
-                  reinterpret_cast<char*>(b) + page->block_size <= page->start + page->bytes());
-    page->free = b->next;
+    std::uintptr_t mark = free_marker(b);
+    if (__builtin_expect(
+            static_cast<std::uint64_t>(reinterpret_cast<char*>(b) - page->start) >= page->carved ||
+                b->marker != mark,
+            0))
+      report_corrupt_free_list(page, b);
+    page->free = decode_link(b);
     os::race_window(os::RaceWindow::kPop);
     ++page->used;
     b->marker = 0;
     return b;
   }
-  // Pushes p (already checked to be a block start of `page`, owned by this heap and not full).
-  // Returns false when the page became empty (the caller then calls page_emptied).
+  // Pushes b (already checked to be a carved block start of `page`, owned by this heap and not
+  // full). Returns false when the page became empty (the caller then calls page_emptied).
   [[gnu::always_inline]] static bool push_local(Span* page, FreeBlock* b, std::uintptr_t mark) {
     MALLARD_CHECK(page->used != 0 && page->kind == kSpanSmall);
-    b->next = page->free;
-    b->marker = mark;
+    make_free_block(b, page->free, mark);
     page->free = b;
     os::race_window(os::RaceWindow::kPush);
     return --page->used != 0;
@@ -129,7 +153,10 @@ class ThreadHeap {
   void retire_page(unsigned c, Span* page);
   void* pop_from(unsigned c, Span* page);
   Span* fresh_page(unsigned c);
+  // Makes page the current page of class c (and of its direct slots).
+  void set_current(unsigned c, Span* page);
 
+  Span* direct_[kDirectCount] = {};
   Span* current_[kClassCount] = {};
   PageQueue avail_[kClassCount] = {};
   PageQueue full_[kClassCount] = {};
@@ -142,32 +169,25 @@ class ThreadHeap {
 // The calling thread's heap (initial-exec TLS: one instruction to reach it; the only static TLS
 // the library uses, so dlopen works). Points at the sentinel heap until the thread's first
 // allocation slow path attaches a real one.
-extern ThreadHeap g_sentinel_heap;
+extern ThreadHeap g_sentinel_heap MALLARD_HIDDEN;
 // What tl_heap points at once the thread's heap was torn down at thread exit: a sentinel too, so
 // allocations from later pthread key destructors take the slow path, which serves them without
 // attaching a heap the thread would keep (heap_registry::late_malloc_small).
-extern ThreadHeap g_exited_heap;
-extern thread_local constinit ThreadHeap* tl_heap __attribute__((tls_model("initial-exec")));
+extern ThreadHeap g_exited_heap MALLARD_HIDDEN;
+extern thread_local constinit ThreadHeap* tl_heap MALLARD_HIDDEN
+    __attribute__((tls_model("initial-exec")));
 
 // Pushes b onto page's remote list: the one atomic operation of a cross-thread free.
 inline void push_remote(Span* page, FreeBlock* b, std::uintptr_t mark) {
-  b->marker = mark;
   std::uint64_t old = page->thread_free.load(std::memory_order_relaxed);
   std::uint64_t desired;
   do {
     os::race_window(os::RaceWindow::kRemotePush);
-    b->next = thread_free_list(old);
+    make_free_block(b, thread_free_list(old), mark);
     desired = (std::uint64_t{thread_free_count(old) + 1} << kThreadFreeCountShift) |
               reinterpret_cast<std::uintptr_t>(b);
   } while (!page->thread_free.compare_exchange_weak(old, desired, std::memory_order_release,
                                                     std::memory_order_relaxed));
-}
-
-// Offset of p inside its small page if p is a block start, else -1 (exact division by reciprocal).
-inline bool is_block_start(const Span* page, const void* p) {
-  auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start);
-  std::uint64_t index = (off * page->reciprocal) >> 40;
-  return index * page->block_size == off && index < page->capacity;  // not in the page's tail
 }
 
 }  // namespace mallard

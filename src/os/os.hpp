@@ -31,9 +31,10 @@ inline std::uintptr_t page_floor(std::uintptr_t x) {
 bool purge_covers(const void* p, std::size_t size);
 
 // How a new mapping starts: committed (read-write, charged to the kernel's overcommit accounting
-// at once, so a request it could never back fails here) or reserved (PROT_NONE address space,
-// charged only for the parts later passed to commit()).
-enum class Access : std::uint8_t { kCommitted, kReserved };
+// at once, so a request it could never back fails here), reserved (PROT_NONE address space,
+// charged only for the parts later passed to commit()) or read-only (reads see zeros and cost no
+// memory; charged, like a reservation, only for the parts later passed to commit()).
+enum class Access : std::uint8_t { kCommitted, kReserved, kReadOnly };
 // Maps `size` bytes (a multiple of page_size()) of zeroed memory whose start is a multiple of
 // `alignment` (a power of two; the kernel's page at least). Returns nullptr when the OS refuses
 // (for committed memory: also when the kernel would not back it, errno ENOMEM).

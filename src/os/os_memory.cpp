@@ -40,7 +40,15 @@ bool on_page(const void* p) {
 std::atomic<std::uintptr_t> g_map_hint{0};
 
 int protection(Access access) {
-  return access == Access::kCommitted ? PROT_READ | PROT_WRITE : PROT_NONE;
+  switch (access) {
+    case Access::kCommitted:
+      return PROT_READ | PROT_WRITE;
+    case Access::kReadOnly:  // reads see zeros; not charged until commit() makes it writable
+      return PROT_READ;
+    case Access::kReserved:
+      break;
+  }
+  return PROT_NONE;
 }
 
 // A reservation (PROT_NONE) is not charged; making part of it writable later charges that part
@@ -111,8 +119,8 @@ void* map_aligned(std::size_t size, std::size_t alignment, Access access) {
   std::size_t tail = alignment - head;
   if (head != 0) munmap(raw, head);
   if (tail != 0) munmap(reinterpret_cast<char*>(aligned) + size, tail);
-  if (access == Access::kCommitted &&
-      mprotect(reinterpret_cast<void*>(aligned), size, PROT_READ | PROT_WRITE) != 0) {
+  if (access != Access::kReserved &&
+      mprotect(reinterpret_cast<void*>(aligned), size, protection(access)) != 0) {
     munmap(reinterpret_cast<void*>(aligned), size);
     return nullptr;
   }

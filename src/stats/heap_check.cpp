@@ -36,11 +36,12 @@ struct BlockSet {
 // on no other list of the page (a block listed twice would be handed out twice).
 std::uint32_t list_length(const Span* page, const FreeBlock* b, BlockSet& seen) {
   std::uint32_t n = 0;
-  const char* end = page->start + std::size_t{page->reserved} * page->block_size;
-  for (; b != nullptr; b = b->next) {
+  const char* end = page->start + page->carved;
+  for (; b != nullptr; b = decode_link(b)) {
     CHECK(reinterpret_cast<const char*>(b) >= page->start && reinterpret_cast<const char*>(b) < end,
           "free block outside its page", b);
-    CHECK(is_block_start(page, b), "free block not at a block start", b);
+    CHECK(is_carved_block_start(page, b), "free block not at a block start", b);
+    CHECK(b->marker == free_marker(b), "free block without its free marker", b);
     CHECK(++n <= page->capacity, "free list longer than the page (cycle?)", page->start);
     auto index = static_cast<std::uint32_t>(
         static_cast<std::size_t>(reinterpret_cast<const char*>(b) - page->start) /
@@ -58,11 +59,14 @@ std::uint32_t list_length(const Span* page, const FreeBlock* b, BlockSet& seen) 
 // an abandoned one (whose arena lock the caller holds). Remote frees may still be pushed: the
 // list from the word read here is stable, as pushes only prepend.
 void check_page_lists(const Span* s) {
-  CHECK(s->reserved <= s->capacity, "page carved beyond capacity", s->start);
-  CHECK(s->used <= s->reserved, "page uses more blocks than carved", s->start);
+  CHECK(s->first == s, "small page's first entry does not point at itself", s->start);
+  const auto carved = static_cast<std::uint32_t>(s->carved / s->block_size);
+  CHECK(s->carved % s->block_size == 0, "page carved to a partial block", s->start);
+  CHECK(carved <= s->capacity, "page carved beyond capacity", s->start);
+  CHECK(s->used <= carved, "page uses more blocks than carved", s->start);
   BlockSet seen;
   std::uint32_t n = list_length(s, s->free, seen);
-  CHECK(n + s->used == s->reserved, "page block count mismatch (lost or doubled blocks)", s->start);
+  CHECK(n + s->used == carved, "page block count mismatch (lost or doubled blocks)", s->start);
   std::uint64_t word = s->thread_free.load(std::memory_order_acquire);
   std::uint32_t remote = list_length(s, thread_free_list(word), seen);
   CHECK(remote == thread_free_count(word), "remote-free list length differs from its count",
@@ -82,13 +86,13 @@ void check_small_page(Segment* seg, std::uint32_t index, Span* s) {
         s->start);
   for (std::uint32_t i = 1; i < s->page_count; ++i) {
     Span* part = &seg->pages()[index + i];
-    CHECK(part->kind == kSpanSmallPart && part->back == i, "small page interior entry wrong",
-          seg->page_address(index + i));
+    CHECK(part->kind == kSpanSmallPart && part->back == i && part->first == s,
+          "small page interior entry wrong", seg->page_address(index + i));
   }
   // Counts and lists only where no other thread is changing them: the calling thread's pages
   // here, abandoned ones from the abandoned lists. (A page without owner that is on no list is
   // being adopted or retired by another thread right now.)
-  if (s->owner.load(std::memory_order_acquire) == tl_heap) check_page_lists(s);
+  if (s->owner() == tl_heap) check_page_lists(s);
 }
 
 std::size_t check_segment(Arena* a, Segment* seg, Totals& t) {
@@ -200,7 +204,7 @@ std::size_t check_arena_locked(Arena* a) {
             p->start);
       CHECK(segment_of_entry(p) != nullptr && segment_of_entry(p)->arena == a,
             "abandoned page of another arena", p->start);
-      CHECK(p->owner.load(std::memory_order_relaxed) == nullptr, "abandoned page has an owner",
+      CHECK(p->owner_tag.load(std::memory_order_relaxed) == 0, "abandoned page has an owner",
             p->start);
       check_page_lists(p);
     }
@@ -216,7 +220,7 @@ std::size_t check_arena_locked(Arena* a) {
     CHECK(p->kind == kSpanSmall && p->flags == kSpanQuarantined, "quarantine holds a wrong page",
           p->start);
     CHECK(segment_of_entry(p)->arena == a, "quarantined page of another arena", p->start);
-    CHECK(p->owner.load(std::memory_order_relaxed) == nullptr, "quarantined page has an owner",
+    CHECK(p->owner_tag.load(std::memory_order_relaxed) == 0, "quarantined page has an owner",
           p->start);
     BlockSet seen;
     std::uint64_t word = p->thread_free.load(std::memory_order_acquire);

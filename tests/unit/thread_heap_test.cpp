@@ -49,7 +49,7 @@ TEST(ThreadHeap, SmallBlocksLiveInPagesOwnedByTheCallingThread) {
   void* p = mallard_malloc(100);
   Span* page = page_of(p);
   EXPECT_EQ(page->kind, kSpanSmall);
-  EXPECT_EQ(page->owner.load(), tl_heap);
+  EXPECT_EQ(page->owner(), tl_heap);
   EXPECT_EQ(page->block_size, 112u);
   EXPECT_FALSE(tl_heap->is_sentinel());
   mallard_free(p);
@@ -83,14 +83,14 @@ TEST(ThreadHeap, ExitedThreadsPagesAreAbandonedThenAdopted) {
   mallard_stats s1;
   mallard_get_stats(&s1);
   EXPECT_GT(s1.abandoned_pages, s0.abandoned_pages);
-  EXPECT_EQ(page_of(left_behind[0])->owner.load(), nullptr);
+  EXPECT_EQ(page_of(left_behind[0])->owner(), nullptr);
   // Free half from here: the blocks of an exited thread are still valid.
   for (std::size_t i = 0; i < left_behind.size(); i += 2) mallard_free(left_behind[i]);
   // A new thread allocating the same class adopts an abandoned page.
   void* adopted_page_owner = nullptr;
   std::thread u([&] {
     void* p = mallard_malloc(4000);
-    adopted_page_owner = page_of(p)->owner.load();
+    adopted_page_owner = page_of(p)->owner();
     mallard_free(p);
   });
   u.join();
