@@ -1,6 +1,7 @@
 // block.cpp: pointer resolution and validation, the free slow path, large blocks.
 #include "frontend/block.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 
@@ -53,9 +54,19 @@ constexpr const char* kDoubleFree = "double free";
 // went back are not distinguishable from interior pointers) and keeps that report; memory never
 // handed out (fresh from the OS) is not Mallard's allocation.
 
-// p is in no segment Mallard has now.
+// p is in no segment Mallard has now: foreign, unless the record of released memory holds it and
+// the address was not mapped again since (by the program or a library: then it is theirs).
 [[noreturn, gnu::cold, gnu::noinline]] void report_unregistered(const void* p, const char* call) {
-  os::report_bad_pointer(kForeign, call, p);
+  const char* problem = kForeign;
+  huge::Released r;
+  if (huge::find_released(p, &r) && (!r.unmapped || !os::address_mapped(p))) {
+    auto a = reinterpret_cast<std::uintptr_t>(p);
+    bool block_start = r.kind == huge::ReleasedKind::kHugeBlock
+                           ? a == r.first
+                           : a >= r.first && (a & (os::kPageSize - 1)) == 0;
+    problem = block_start ? kDoubleFree : kInterior;
+  }
+  os::report_bad_pointer(problem, call, p);
 }
 
 // The verdict on a page-aligned p inside a live normal segment whose entry starts no in-use span:
@@ -123,7 +134,14 @@ void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
 
 BlockRef resolve_block(const void* p, const char* call) {
   Segment* seg = segment_map::lookup(p);
-  if (seg == nullptr || seg->magic != kSegmentMagic) report_unregistered(p, call);
+  if (seg == nullptr) report_unregistered(p, call);
+  std::uint64_t magic = std::atomic_ref<std::uint64_t>(seg->magic).load(std::memory_order_acquire);
+  if (magic != kSegmentMagic) {
+    // A huge block another free has just claimed (and is unmapping): this one is the second.
+    if (magic == huge::kReleasedMagic)
+      os::report_bad_pointer(p == seg->huge_block ? kDoubleFree : kInterior, call, p);
+    report_unregistered(p, call);
+  }
   if (seg->kind == SegmentKind::kHuge) {
     if (p != seg->huge_block) os::report_bad_pointer(kInterior, call, p);
     return {BlockKind::kHuge, seg, nullptr, seg->huge_usable};
@@ -162,7 +180,7 @@ void free_slow(void* p, const char* call) {
       return;
     }
     case BlockKind::kHuge:
-      huge::release(block.segment);
+      if (!huge::release(block.segment)) os::report_bad_pointer(kDoubleFree, call, p);
       return;
   }
 }

@@ -140,6 +140,10 @@ void expect_each_call_reported(void* p, const std::string& problem, F invalidate
 
 // ---- huge blocks -------------------------------------------------------------------------
 
+std::size_t seg_size(const void* seg) {
+  return static_cast<const mallard::Segment*>(seg)->size;
+}
+
 // Above the dynamic mmap threshold's 32 MiB cap: always a huge block (direct mapping).
 constexpr std::size_t kHuge = std::size_t{40} << 20;
 
@@ -158,19 +162,60 @@ TEST(BadPointerDeathTest, PointersIntoAHugeBlockBeyondItsFirstSegment) {
 TEST(BadPointerDeathTest, FreedHugeBlock) {
   void* p = mallard_malloc(opaque(kHuge));
   ASSERT_NE(p, nullptr);
-  // Unmapped by the first free: the address is no longer Mallard's.
+  // Unmapped by the first free: the segment map no longer knows the address, the record of
+  // released memory does (and nothing was mapped there since).
+  expect_each_call_reported(p, kDoubleFree, [p] { mallard_free(p); });
+  // The freed block's interior is still not a block start.
+  auto* inside = static_cast<char*>(p) + (5 << 20);
   EXPECT_DEATH(
       {
         mallard_free(p);
+        mallard_free(hide(inside));
+      },
+      one_line(kInterior, "free", inside));
+  mallard_free(p);
+}
+
+// Regression: once the address of a freed huge block is mapped again by someone else (here a
+// plain mmap of the program), a free of the old pointer is not Mallard's business any more.
+TEST(BadPointerDeathTest, FreedHugeBlockWhoseAddressWasMappedAgain) {
+  void* p = mallard_malloc(opaque(kHuge));
+  ASSERT_NE(p, nullptr);
+  void* base = mallard::segment_map::lookup(p);
+  ASSERT_NE(base, nullptr);
+  EXPECT_DEATH(
+      {
+        mallard_free(p);
+        void* again = mmap(base, 1 << 20, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (again != base) _exit(7);  // the address was taken: the test cannot tell
         mallard_free(hide(p));
       },
       one_line(kForeign, "free", p));
+  mallard_free(p);
+}
+
+// A huge block that realloc moved (a mapping of the program's right after it forbids growing in
+// place): its old address was given back as by a free.
+TEST(BadPointerDeathTest, FreeOfAHugeBlockThatReallocMoved) {
+  void* p = mallard_malloc(opaque(kHuge));
+  ASSERT_NE(p, nullptr);
+  auto* seg = reinterpret_cast<char*>(mallard::segment_map::lookup(p));
+  ASSERT_NE(seg, nullptr);
+  void* wall = seg + seg_size(seg);
+  // Ours, or (EEXIST, or placed elsewhere by a kernel without MAP_FIXED_NOREPLACE because the
+  // address is taken) someone else's: either way the block cannot grow in place.
+  void* got =
+      mmap(wall, 1 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (got != MAP_FAILED && got != wall) munmap(got, 1 << 20);
   EXPECT_DEATH(
       {
-        mallard_free(p);
-        (void)mallard_realloc(hide(p), 100);
+        void* q = mallard_realloc(p, 2 * kHuge);
+        if (q == p || q == nullptr) _exit(7);  // not moved: nothing to test
+        mallard_free(hide(p));
       },
-      one_line(kForeign, "realloc", p));
+      one_line(kDoubleFree, "free", p));
+  if (got == wall) munmap(wall, 1 << 20);
   mallard_free(p);
 }
 
@@ -188,6 +233,14 @@ void race_two_frees(void* p) {
   std::thread b(body);
   a.join();
   b.join();
+}
+
+TEST(BadPointerDeathTest, RacingDoubleFreeOfAHugeBlock) {
+  void* p = mallard_malloc(opaque(kHuge));
+  ASSERT_NE(p, nullptr);
+  for (int round = 0; round < 3; ++round)
+    EXPECT_DEATH(race_two_frees(p), one_line(kDoubleFree, "free", p));
+  mallard_free(p);
 }
 
 TEST(BadPointerDeathTest, RacingDoubleFreeOfALargeBlock) {
@@ -256,6 +309,24 @@ TEST(BadPointerDeathTest, DoubleFreeOfALargeBlockMergedIntoItsFreeNeighbour) {
   EXPECT_EQ(entry_of(p)->kind, mallard::kSpanNone);
   for (int i = 0; i < 16; ++i)
     if (i != pair && i != pair - 1) mallard_free(blocks[i]);
+}
+
+TEST(BadPointerDeathTest, DoubleFreeOfALargeBlockAfterTrimReleasedItsSegment) {
+  // A large block in a segment of its own (mmap, so that the release does not depend on the top
+  // of the break), freed, and the segment released to the OS by malloc_trim.
+  ASSERT_EQ(mallard_option_set("heap_source", "mmap"), 0);
+  // Freeing a huge block of 9 MiB raises the dynamic mmap threshold to it: 8 MiB is then large.
+  mallard_free(mallard_malloc(opaque(std::size_t{9} << 20)));
+  void* p = mallard_malloc(opaque(std::size_t{8} << 20));
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(mallard::segment_map::lookup(p)->kind, mallard::SegmentKind::kNormal);
+  expect_each_call_reported(p, kDoubleFree, [p] {
+    mallard_free(p);
+    mallard_malloc_trim(0);
+  });
+  mallard_free(p);
+  mallard_malloc_trim(0);
+  EXPECT_EQ(mallard::segment_map::lookup(p), nullptr) << "the segment was not released";
 }
 
 // ---- misaligned and interior pointers of every kind ---------------------------------------

@@ -779,6 +779,16 @@ TEST(BadPointerDeathTest, DoubleFreeOfALargeBlock) {
       "mallard: double free in free\\(0x");
 }
 
+TEST(BadPointerDeathTest, DoubleFreeOfAHugeBlock) {
+  EXPECT_DEATH(
+      {
+        void* p = API(malloc)(opaque(std::size_t{40} << 20));
+        API(free)(p);
+        API(free)(p);
+      },
+      "mallard: double free in free\\(0x");
+}
+
 TEST(BadPointerDeathTest, ForeignPointers) {
   EXPECT_DEATH(
       {
