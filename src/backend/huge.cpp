@@ -30,6 +30,22 @@ struct Record {
 Record g_records[kReleasedRecords];
 std::atomic<std::uint64_t> g_generation{0};
 
+// ReaderSection's counters, one per cache line.
+constexpr unsigned kReaderSlots = 64;
+struct alignas(64) ReaderSlot {
+  std::atomic<std::uint32_t> open{0};
+};
+ReaderSlot g_readers[kReaderSlots];
+
+// Returns once every ReaderSection open when this was called has closed. The caller has cleared
+// the segment-map entries first: a section that opens later cannot find the segment.
+void wait_for_readers() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the map's clearing, then the reading
+  for (ReaderSlot& r : g_readers) {
+    while (r.open.load(std::memory_order_acquire) != 0) __builtin_ia32_pause();
+  }
+}
+
 std::size_t header_offset(std::size_t alignment) {
   return alignment > kSegmentHeaderSize ? alignment : kSegmentHeaderSize;
 }
@@ -96,18 +112,37 @@ void* allocate(std::size_t n, std::size_t alignment) {
   return seg->huge_block;
 }
 
-bool release(Segment* seg) {
+ReaderSection::ReaderSection() {
+  auto a = reinterpret_cast<std::uintptr_t>(this) >> 14;  // threads' stacks lie apart
+  slot_ = &g_readers[(a * 0x9E3779B97F4A7C15ull) >> 58].open;
+  slot_->fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // counted, then the map is read
+}
+
+void ReaderSection::leave() {
+  if (slot_ == nullptr) return;
+  slot_->fetch_sub(1, std::memory_order_release);
+  slot_ = nullptr;
+}
+
+void reset_readers_in_child() {
+  for (ReaderSlot& r : g_readers) r.open.store(0, std::memory_order_relaxed);
+}
+
+bool release(Segment* seg, ReaderSection& section) {
   // Two frees of the block racing: exactly one claims it; the other reports a double free.
   std::uint64_t magic = kSegmentMagic;
-  if (!std::atomic_ref<std::uint64_t>(seg->magic)
-           .compare_exchange_strong(magic, kReleasedMagic, std::memory_order_acq_rel))
-    return false;
+  bool claimed = std::atomic_ref<std::uint64_t>(seg->magic)
+                     .compare_exchange_strong(magic, kReleasedMagic, std::memory_order_acq_rel);
+  section.leave();
+  if (!claimed) return false;
   std::size_t size = seg->size;
   std::size_t usable = seg->huge_usable;
   const auto start = reinterpret_cast<std::uintptr_t>(seg);
   std::uint64_t ticket = note_releasing(ReleasedKind::kHugeBlock, start, size,
                                         reinterpret_cast<std::uintptr_t>(seg->huge_block));
   segment_map::remove(start, size);
+  wait_for_readers();  // a racing free may still be reading the header
   account(-static_cast<std::ptrdiff_t>(usable), -static_cast<std::ptrdiff_t>(size), -1);
   // glibc's dynamic threshold: freeing a block bigger than the threshold shows that such sizes
   // are transient, so they should come from the heap next time; the trim threshold (the arenas'

@@ -31,8 +31,29 @@ std::size_t threshold();
 
 // A block of at least n usable bytes aligned to `alignment` (>= 16). nullptr if the OS refuses.
 void* allocate(std::size_t n, std::size_t alignment);
-// Unmaps the block. False, and nothing done, if another free claimed it first (a double free).
-bool release(Segment* seg);
+// A free's window in which it may read the header of a huge block it found in the segment map:
+// from before the lookup until it has claimed the block (release) or given up. release waits,
+// after it cleared the block's map entries, until no such window that began before is open, so
+// that a second free racing the first reads a claimed header, never an unmapped one. A counter
+// in one of 64 slots (by the stack address: threads rarely share one), so that frees on
+// different threads do not share a cache line. Never held while waiting for a lock.
+class ReaderSection {
+ public:
+  ReaderSection();
+  ~ReaderSection() { leave(); }
+  ReaderSection(const ReaderSection&) = delete;
+  ReaderSection& operator=(const ReaderSection&) = delete;
+  void leave();
+
+ private:
+  std::atomic<std::uint32_t>* slot_;
+};
+// The fork child (one thread left): windows of the parent's other threads will never close.
+void reset_readers_in_child();
+
+// Claims the block (in `section`, which it then leaves) and unmaps it. False, and nothing done,
+// if another free claimed it first (a double free).
+bool release(Segment* seg, ReaderSection& section);
 // Resizes in place or by moving the mapping (never copies). nullptr if impossible.
 void* reallocate(Segment* seg, std::size_t n);
 inline std::size_t usable_size(Segment* seg) {

@@ -165,7 +165,10 @@ BlockRef resolve_block(const void* p, const char* call) {
 }
 
 void free_slow(void* p, const char* call) {
+  // Until a huge block is claimed: a racing free of it must not unmap the header read here.
+  huge::ReaderSection section;
   BlockRef block = resolve_block(p, call);
+  if (block.kind != BlockKind::kHuge) section.leave();
   switch (block.kind) {
     case BlockKind::kSmall:
       free_small_block(block.page, static_cast<FreeBlock*>(p),
@@ -180,7 +183,7 @@ void free_slow(void* p, const char* call) {
       return;
     }
     case BlockKind::kHuge:
-      if (!huge::release(block.segment)) os::report_bad_pointer(kDoubleFree, call, p);
+      if (!huge::release(block.segment, section)) os::report_bad_pointer(kDoubleFree, call, p);
       return;
   }
 }

@@ -243,7 +243,18 @@ TEST(BadPointerDeathTest, RacingDoubleFreeOfAHugeBlock) {
   mallard_free(p);
 }
 
+// TSan: the second free reads the span's entry before it takes the arena's lock (the fast
+// check; it checks again under the lock), which races with the first free by design.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+constexpr bool kThreadSanitizer = __has_feature(thread_sanitizer);
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+
 TEST(BadPointerDeathTest, RacingDoubleFreeOfALargeBlock) {
+  if (kThreadSanitizer) GTEST_SKIP() << "the unlocked first look at the entry races by design";
   // Below the mmap threshold's default (128 KiB): a large block even when run alone.
   void* p = mallard_malloc(opaque(100000));
   void* keep = mallard_malloc(opaque(100000));
