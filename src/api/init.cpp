@@ -17,6 +17,7 @@
 
 #include "api/alloc_inline.hpp"
 #include "backend/arena_registry.hpp"
+#include "backend/huge.hpp"
 #include "backend/meta_pool.hpp"
 #include "backend/purger.hpp"
 #include "config/options.hpp"
@@ -107,6 +108,7 @@ void after_fork_child() {
   os::g_fork_holder.store(0, std::memory_order_relaxed);
   meta_pool().lock().reset_in_child();
   arenas::reset_locks_in_child();
+  huge::reset_readers_in_child();
   purger::reset_in_child();
   heap_registry::reclaim_in_child(tl_heap);
   heap_registry::rebind_in_child(tl_heap, true);

@@ -2,6 +2,7 @@
 // splitting, coalescing on free, decay (dirty -> purged -> released) and abandoned small pages.
 #include "backend/arena.hpp"
 
+#include "backend/huge.hpp"
 #include "backend/segment_map.hpp"
 #include "config/options.hpp"
 #include "os/check.hpp"
@@ -167,8 +168,16 @@ void Arena::release_segment_locked(Segment* seg) {
   const std::size_t size = seg->size;
   // brk memory can only go back from the top of the break.
   if (brk && reinterpret_cast<char*>(seg) + size != os::current_break()) return;
-  unlink_free_locked(&seg->pages()[seg->first_data_page]);
-  segment_map::remove(reinterpret_cast<std::uintptr_t>(seg), size);
+  const auto start = reinterpret_cast<std::uintptr_t>(seg);
+  Span* only = &seg->pages()[seg->first_data_page];
+  // Recorded (before the map forgets it) if blocks were ever handed out of it, so that a free of
+  // one of them after the release is still reported as a double free (frontend/block.cpp).
+  std::uint64_t ticket = only->freed_at_ms == 0
+                             ? 0
+                             : huge::note_releasing(huge::ReleasedKind::kSegment, start, size,
+                                                    reinterpret_cast<std::uintptr_t>(only->start));
+  unlink_free_locked(only);
+  segment_map::remove(start, size);
   if (seg->prev != nullptr)
     seg->prev->next = seg->next;
   else
@@ -187,6 +196,7 @@ void Arena::release_segment_locked(Segment* seg) {
   } else {
     os::unmap(seg, size);
   }
+  huge::note_unmapped(ticket);
 }
 
 // ---- free span bookkeeping -------------------------------------------------------------------

@@ -16,6 +16,36 @@ std::atomic<std::size_t> g_live_count{0};
 std::atomic<std::size_t> g_peak_count{0};
 std::atomic<std::size_t> g_peak_mapped{0};
 
+// The record of released memory (huge.hpp). A record is written between two stores of its seq
+// (odd while written); tag is generation << 1 | unmapped, set apart by note_unmapped (a CAS that
+// fails if the slot holds another generation by then).
+struct Record {
+  std::atomic<std::uint64_t> seq{0};
+  std::atomic<std::uint64_t> tag{0};
+  std::atomic<std::uintptr_t> start{0};
+  std::atomic<std::uintptr_t> end{0};
+  std::atomic<std::uintptr_t> first{0};
+  std::atomic<std::uint8_t> kind{0};
+};
+Record g_records[kReleasedRecords];
+std::atomic<std::uint64_t> g_generation{0};
+
+// ReaderSection's counters, one per cache line.
+constexpr unsigned kReaderSlots = 64;
+struct alignas(64) ReaderSlot {
+  std::atomic<std::uint32_t> open{0};
+};
+ReaderSlot g_readers[kReaderSlots];
+
+// Returns once every ReaderSection open when this was called has closed. The caller has cleared
+// the segment-map entries first: a section that opens later cannot find the segment.
+void wait_for_readers() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the map's clearing, then the reading
+  for (ReaderSlot& r : g_readers) {
+    while (r.open.load(std::memory_order_acquire) != 0) __builtin_ia32_pause();
+  }
+}
+
 std::size_t header_offset(std::size_t alignment) {
   return alignment > kSegmentHeaderSize ? alignment : kSegmentHeaderSize;
 }
@@ -82,10 +112,37 @@ void* allocate(std::size_t n, std::size_t alignment) {
   return seg->huge_block;
 }
 
-void release(Segment* seg) {
+ReaderSection::ReaderSection() {
+  auto a = reinterpret_cast<std::uintptr_t>(this) >> 14;  // threads' stacks lie apart
+  slot_ = &g_readers[(a * 0x9E3779B97F4A7C15ull) >> 58].open;
+  slot_->fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // counted, then the map is read
+}
+
+void ReaderSection::leave() {
+  if (slot_ == nullptr) return;
+  slot_->fetch_sub(1, std::memory_order_release);
+  slot_ = nullptr;
+}
+
+void reset_readers_in_child() {
+  for (ReaderSlot& r : g_readers) r.open.store(0, std::memory_order_relaxed);
+}
+
+bool release(Segment* seg, ReaderSection& section) {
+  // Two frees of the block racing: exactly one claims it; the other reports a double free.
+  std::uint64_t magic = kSegmentMagic;
+  bool claimed = std::atomic_ref<std::uint64_t>(seg->magic)
+                     .compare_exchange_strong(magic, kReleasedMagic, std::memory_order_acq_rel);
+  section.leave();
+  if (!claimed) return false;
   std::size_t size = seg->size;
   std::size_t usable = seg->huge_usable;
-  segment_map::remove(reinterpret_cast<std::uintptr_t>(seg), size);
+  const auto start = reinterpret_cast<std::uintptr_t>(seg);
+  std::uint64_t ticket = note_releasing(ReleasedKind::kHugeBlock, start, size,
+                                        reinterpret_cast<std::uintptr_t>(seg->huge_block));
+  segment_map::remove(start, size);
+  wait_for_readers();  // a racing free may still be reading the header
   account(-static_cast<std::ptrdiff_t>(usable), -static_cast<std::ptrdiff_t>(size), -1);
   // glibc's dynamic threshold: freeing a block bigger than the threshold shows that such sizes
   // are transient, so they should come from the heap next time; the trim threshold (the arenas'
@@ -97,6 +154,8 @@ void release(Segment* seg) {
     o.trim_threshold = static_cast<long>(2 * usable);
   }
   os::unmap(seg, size);
+  note_unmapped(ticket);
+  return true;
 }
 
 void* reallocate(Segment* seg, std::size_t n) {
@@ -133,6 +192,8 @@ void* reallocate(Segment* seg, std::size_t n) {
     os::race_window(os::RaceWindow::kRemap);
     segment_map::insert(reinterpret_cast<std::uintptr_t>(mem), size, moved);
     moved->huge_block = reinterpret_cast<char*>(moved) + offset;
+    // The old address is released as by a free: a free of the old pointer is a double free.
+    note_unmapped(note_releasing(ReleasedKind::kHugeBlock, start, old_size, start + offset));
   }
   moved->size = size;
   moved->huge_usable = size - offset;
@@ -146,6 +207,51 @@ HugeStats stats() {
       g_live_bytes.load(std::memory_order_relaxed), g_mapped_bytes.load(std::memory_order_relaxed),
       g_live_count.load(std::memory_order_relaxed), g_peak_count.load(std::memory_order_relaxed),
       g_peak_mapped.load(std::memory_order_relaxed)};
+}
+
+std::uint64_t note_releasing(ReleasedKind kind, std::uintptr_t start, std::size_t size,
+                             std::uintptr_t first) {
+  std::uint64_t gen = g_generation.fetch_add(1, std::memory_order_relaxed) + 1;
+  Record& r = g_records[gen % kReleasedRecords];
+  std::uint64_t seq = r.seq.load(std::memory_order_relaxed);
+  // Odd: another writer has the slot (the ring went round meanwhile) or had it when the process
+  // forked; this record is dropped.
+  if ((seq & 1) != 0 || !r.seq.compare_exchange_strong(seq, seq + 1, std::memory_order_relaxed))
+    return 0;
+  std::atomic_thread_fence(std::memory_order_release);  // readers see the odd seq first
+  r.tag.store(gen << 1, std::memory_order_relaxed);
+  r.start.store(start, std::memory_order_relaxed);
+  r.end.store(start + size, std::memory_order_relaxed);
+  r.first.store(first, std::memory_order_relaxed);
+  r.kind.store(static_cast<std::uint8_t>(kind), std::memory_order_relaxed);
+  r.seq.store(seq + 2, std::memory_order_release);
+  return gen;
+}
+
+void note_unmapped(std::uint64_t ticket) {
+  if (ticket == 0) return;
+  Record& r = g_records[ticket % kReleasedRecords];
+  std::uint64_t tag = ticket << 1;
+  r.tag.compare_exchange_strong(tag, tag | 1, std::memory_order_release, std::memory_order_relaxed);
+}
+
+bool find_released(const void* p, Released* out) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  std::uint64_t best = 0;
+  for (Record& r : g_records) {
+    std::uint64_t seq = r.seq.load(std::memory_order_acquire);
+    if ((seq & 1) != 0 || seq == 0) continue;
+    std::uint64_t tag = r.tag.load(std::memory_order_acquire);
+    Released rec{static_cast<ReleasedKind>(r.kind.load(std::memory_order_relaxed)),
+                 r.start.load(std::memory_order_relaxed), r.end.load(std::memory_order_relaxed),
+                 r.first.load(std::memory_order_relaxed), (tag & 1) != 0};
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (r.seq.load(std::memory_order_relaxed) != seq) continue;  // rewritten meanwhile
+    if (a < rec.start || a >= rec.end || (tag >> 1) <= best) continue;
+    best = tag >> 1;
+    *out = rec;
+  }
+  return best != 0;
 }
 
 }  // namespace mallard::huge

@@ -1,6 +1,8 @@
 // block.cpp: pointer resolution and validation, the free slow path, large blocks.
 #include "frontend/block.hpp"
 
+#include <atomic>
+#include <cstdint>
 #include <cstring>
 
 #include "backend/arena_registry.hpp"
@@ -42,6 +44,71 @@ constexpr const char* kNeverHandedOut = "invalid pointer (a block never handed o
   }
 }
 
+// ---- reports of pointers into freed memory ------------------------------------------------
+// A freed large block leaves no trace of itself: its span is free, maybe merged with its
+// neighbours, maybe purged, maybe released to the OS with its whole segment. What is left is the
+// address: large blocks, and the first block of every small page, start on a page (4 KiB)
+// boundary. So a page-aligned pointer into free memory that blocks were once handed out of is
+// reported as a double free. It may also have been a page-aligned interior pointer of a freed
+// block (a bug of its own, rarer): the report then names the wrong one of two bugs. A pointer that
+// is not page-aligned is not the start of a block that can be told (small blocks of a page that
+// went back are not distinguishable from interior pointers) and keeps that report; memory never
+// handed out (fresh from the OS) is not Mallard's allocation.
+
+// p is in no segment Mallard has now: foreign, unless the record of released memory holds it and
+// the address was not mapped again since (by the program or a library: then it is theirs).
+[[noreturn, gnu::cold, gnu::noinline]] void report_unregistered(const void* p, const char* call) {
+  const char* problem = kForeign;
+  huge::Released r;
+  if (huge::find_released(p, &r) && (!r.unmapped || !os::address_mapped(p))) {
+    auto a = reinterpret_cast<std::uintptr_t>(p);
+    bool block_start = r.kind == huge::ReleasedKind::kHugeBlock
+                           ? a == r.first
+                           : a >= r.first && (a & (os::kPageSize - 1)) == 0;
+    problem = block_start ? kDoubleFree : kInterior;
+  }
+  os::report_bad_pointer(problem, call, p);
+}
+
+// The verdict on a page-aligned p inside a live normal segment whose entry starts no in-use span:
+// walks the entries back to the span holding p. Under the arena's lock.
+const char* verdict_in_segment_locked(Segment* seg, const void* p) {
+  const std::uint32_t index = static_cast<std::uint32_t>(seg->entry_for(p) - seg->pages());
+  if (index < seg->first_data_page || index >= seg->page_count) return kInterior;
+  Span* pages = seg->pages();
+  for (std::uint32_t i = index + 1; i-- > seg->first_data_page;) {
+    Span* e = &pages[i];
+    if (e->kind == kSpanNone) continue;  // the interior of a span (or purged metadata)
+    Span* head = e;
+    if (e->kind == kSpanFreeTail) {
+      if (i != index) return kInterior;  // a free span ending before p: p starts nothing
+      head = e - e->back;
+    }
+    if (head->kind != kSpanFree || seg->index_of(head) + head->page_count <= index)
+      return kInterior;  // inside a live span (a large block's interior)
+    return head->freed_at_ms != 0 ? kDoubleFree : kForeign;  // 0: fresh, never handed out
+  }
+  return kInterior;
+}
+
+// p lies in a normal segment but starts no in-use block.
+[[noreturn, gnu::cold, gnu::noinline]] void report_in_segment(Segment* seg, const void* p,
+                                                              const char* call) {
+  const char* problem = kInterior;
+  if ((reinterpret_cast<std::uintptr_t>(p) & (os::kPageSize - 1)) == 0) {
+    Arena* arena = seg->arena;
+    bool gone;
+    {
+      os::LockGuard guard(arena->lock());
+      // Released (or released and mapped again for another arena) since it was looked up.
+      gone = segment_map::lookup(p) != seg || seg->arena != arena;
+      if (!gone) problem = verdict_in_segment_locked(seg, p);
+    }
+    if (gone) report_unregistered(p, call);
+  }
+  os::report_bad_pointer(problem, call, p);
+}
+
 }  // namespace
 
 void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
@@ -69,7 +136,14 @@ void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
 
 BlockRef resolve_block(const void* p, const char* call) {
   Segment* seg = segment_map::lookup(p);
-  if (seg == nullptr || seg->magic != kSegmentMagic) os::report_bad_pointer(kForeign, call, p);
+  if (seg == nullptr) report_unregistered(p, call);
+  std::uint64_t magic = std::atomic_ref<std::uint64_t>(seg->magic).load(std::memory_order_acquire);
+  if (magic != kSegmentMagic) {
+    // A huge block another free has just claimed (and is unmapping): this one is the second.
+    if (magic == huge::kReleasedMagic)
+      os::report_bad_pointer(p == seg->huge_block ? kDoubleFree : kInterior, call, p);
+    report_unregistered(p, call);
+  }
   if (seg->kind == SegmentKind::kHuge) {
     if (p != seg->huge_block) os::report_bad_pointer(kInterior, call, p);
     return {BlockKind::kHuge, seg, nullptr, seg->huge_usable};
@@ -90,16 +164,16 @@ BlockRef resolve_block(const void* p, const char* call) {
     case kSpanLarge:
       if (p != page->start) os::report_bad_pointer(kInterior, call, p);
       return {BlockKind::kLarge, seg, page, page->bytes()};
-    case kSpanFree:
-      if (p == page->start) os::report_bad_pointer(kDoubleFree, call, p);
-      os::report_bad_pointer(kInterior, call, p);
-    default:
-      os::report_bad_pointer(kInterior, call, p);
+    default:  // a free span, or a page no span starts at (metadata, a large block's interior)
+      report_in_segment(seg, p, call);
   }
 }
 
 void free_slow(void* p, const char* call) {
+  // Until a huge block is claimed: a racing free of it must not unmap the header read here.
+  huge::ReaderSection section;
   BlockRef block = resolve_block(p, call);
+  if (block.kind != BlockKind::kHuge) section.leave();
   switch (block.kind) {
     case BlockKind::kSmall:
       free_small_block(block.page, static_cast<FreeBlock*>(p), free_marker(p));
@@ -113,7 +187,7 @@ void free_slow(void* p, const char* call) {
       return;
     }
     case BlockKind::kHuge:
-      huge::release(block.segment);
+      if (!huge::release(block.segment, section)) os::report_bad_pointer(kDoubleFree, call, p);
       return;
   }
 }

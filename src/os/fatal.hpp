@@ -9,4 +9,9 @@ namespace mallard::os {
                                                                const char* call,
                                                                const void* pointer);
 
+// Whether the kernel page holding p is mapped now (by anyone, with any protection), asked with
+// mincore. For the reports only: memory Mallard gave back and found mapped again is someone
+// else's, so a pointer into it is not called a double free.
+[[gnu::cold]] bool address_mapped(const void* p);
+
 }  // namespace mallard::os
