@@ -1,6 +1,7 @@
 """main.py: the benchmark driver behind bench/run. Finds the allocators, runs every case of
-bench/cases.txt for every allocator in interleaved rounds, measures the fast path with
-callgrind, draws the charts and writes docs/BENCHMARKS.md."""
+bench/cases.txt for every allocator in interleaved rounds, measures the fast path and the
+instructions per op of the cases that declare instr= with callgrind, draws the charts and writes
+docs/BENCHMARKS.md, with geometric means over a frozen case list of bench/geomean.txt."""
 import argparse
 import dataclasses
 import datetime
@@ -33,7 +34,10 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, help="rounds (default 5, or 2 with --quick)")
     p.add_argument("--scale", type=float, help="workload scale (default 1, or 0.2 with --quick)")
     p.add_argument("--cases", help="comma-separated case names to run (default: all)")
-    p.add_argument("--no-callgrind", action="store_true", help="skip the fast-path instruction counts")
+    p.add_argument("--no-callgrind", action="store_true",
+                   help="skip the callgrind counts (fast path, instructions per op)")
+    p.add_argument("--geomean", metavar="LIST",
+                   help="case list of bench/geomean.txt for the geometric means (default: the last one)")
     p.add_argument("--timeout", type=float, default=60,
                    help="seconds allowed per run (default 60); a case that times out is not rerun")
     p.add_argument("--output", type=Path, default=REPO / "docs" / "BENCHMARKS.md",
@@ -117,14 +121,23 @@ def main(argv):
     cases = case_list.load(BENCH, only)
     if not cases:
         sys.exit(f"no such case: {args.cases} (see bench/cases.txt)")
+    lists = case_list.geomean_lists(BENCH)
+    geo_name = args.geomean or (list(lists)[-1] if lists else None)
+    if geo_name not in lists:
+        sys.exit(f"no such case list: {geo_name} (see bench/geomean.txt: {', '.join(lists)})")
+    unknown = set(lists[geo_name]) - {c.label for c in case_list.load(BENCH)}
+    if unknown:
+        log(f"warning: {geo_name} names cases that cases.txt does not have: {', '.join(sorted(unknown))}")
     log(f"allocators: {', '.join(a.name for a in allocs)}; {len(cases)} cases, {rounds} round(s), scale {scale:g}")
 
     runs = collect(allocs, cases, rounds, scale, args.timeout)
     save_raw(runs)
-    fastpath = None
+    fastpath = instr = None
     if not args.no_callgrind:
         n1, n2 = (65536, 262144) if args.quick else (262144, 1048576)
         fastpath = callgrind.measure(OUT / "fastpath", OUT / "which_malloc", allocs, n1, n2, log=log)
+        instr = callgrind.case_counts(cases, allocs, log=log)
+        (OUT / "instr_per_op.json").write_text(json.dumps(instr, indent=1))
     drawn = draw(allocs, cases, runs, args.output)
 
     settings = {
@@ -134,7 +147,8 @@ def main(argv):
         "rounds": rounds, "scale": scale,
         "loadavg": f"{loadavg} at the start, {' / '.join(f'{x:.2f}' for x in os.getloadavg())} at the end", "elapsed_min": (time.time() - started) / 60,
     }
-    text = report.render(settings, machine.describe(), allocs, notes, cases, runs, fastpath, drawn)
+    text = report.render(settings, machine.describe(), allocs, notes, cases, runs, fastpath, drawn,
+                         (geo_name, lists[geo_name]), instr)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     log(f"wrote {args.output} ({settings['elapsed_min']:.1f} min)")

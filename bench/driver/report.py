@@ -2,9 +2,11 @@
 means, callgrind counts, machine and versions)."""
 import os
 
+import allocators
 import stats
 
 GLIBC, MIMALLOC = "glibc", "mimalloc"
+PEER_NAMES = [name for name, _, _ in allocators.PEERS]  # "x best peer" picks among these
 SWEEP_SIZES = [16 << i for i in range(13)]  # as printed by size_sweep: ns_16 .. ns_65536
 
 
@@ -29,11 +31,14 @@ def _table(header, rows):
 
 
 class Report:
-    def __init__(self, settings, machine, allocs, notes, cases, runs, fastpath, charts):
+    def __init__(self, settings, machine, allocs, notes, cases, runs, fastpath, charts, geomean, instr):
         self.s, self.machine, self.allocs, self.notes = settings, machine, allocs, notes
         self.cases, self.runs, self.fastpath, self.charts = cases, runs, fastpath, charts
         self.names = [a.name for a in allocs]
         self.refs = [r for r in (MIMALLOC, GLIBC) if r in self.names]
+        self.geo_name, self.geo_labels = geomean  # the frozen list the summary's means are over
+        self.geo_cases = [c for c in cases if c.label in self.geo_labels]
+        self.instr = instr  # {case label: {allocator: instructions per op}}, or None
 
     # -- helpers --------------------------------------------------------------------------
     def _is_throughput(self, case):
@@ -65,8 +70,37 @@ class Report:
                 for c in self.cases]
 
     def geomeans(self, value, ref):
-        return {a: stats.geomean([stats.ratio(self.runs, c.label, a, ref, value) for c in self.cases])
+        """{allocator: geometric mean over the geomean list's cases of the ratio to ref}; ref is an
+        allocator name or a function of the case (the best peer)."""
+        ref_of = ref if callable(ref) else (lambda c: ref)
+        return {a: stats.geomean([stats.ratio(self.runs, c.label, a, ref_of(c), value)
+                                  for c in self.geo_cases if ref_of(c)])
                 for a in self.names}
+
+    def best_peer(self, case, value):
+        """The peer (glibc, jemalloc, tcmalloc, mimalloc, or those of the case's peers= option)
+        with the lowest median of value in this case, or None."""
+        allowed = [p for p in (case.peers or PEER_NAMES) if p in self.names and p in PEER_NAMES]
+        meds = {p: stats.median(self.runs, case.label, p, value) for p in allowed}
+        meds = {p: v for p, v in meds.items() if v is not None}
+        return min(meds, key=meds.get) if meds else None
+
+    def _best_peer_rows(self, value):
+        rows = []
+        for c in self.cases:
+            best = self.best_peer(c, value)
+            cells = [_ratio(stats.ratio(self.runs, c.label, a, best, value)) if best else "n/a" for a in self.names]
+            label = c.label + ("" if c.label in self.geo_labels else " (not in the means)")
+            rows.append([label, best or "n/a", ", ".join(c.peers) if c.peers else "all"] + cells)
+        return rows
+
+    def _best_peer_table(self, value, what, measure):
+        return (f"### {what} x best peer\n\n"
+                f"Ratio to the peer with the lowest median {measure} in that case (same-round "
+                "ratios, median over rounds), picked among the peers the case allows (`peers=` in "
+                "`cases.txt`): the large-block cases allow only the peers that return freed "
+                "memory to the system (not tcmalloc).\n\n"
+                + _table(["case", "best peer", "peers"] + self.names, self._best_peer_rows(value)))
 
     # -- sections -------------------------------------------------------------------------
     def header(self):
@@ -79,20 +113,35 @@ class Report:
                 + ("\n" if self.notes else ""))
 
     def summary(self):
+        ran = {c.label for c in self.cases}
+        missing = [l for l in self.geo_labels if l not in ran]
+        extra = [c.label for c in self.cases if c.label not in self.geo_labels]
+        scope = (f"Case list: **`{self.geo_name}`** (`bench/geomean.txt`, {len(self.geo_labels)} cases)")
+        if missing:
+            scope += (f"; **incomplete**: {len(missing)} of its cases were not run ({', '.join(missing)}), "
+                      "so these means do not compare with a full run's")
+        if extra:
+            scope += f"; run but not in the list, so left out of the means: {', '.join(extra)}"
         out = ["## Summary\n",
-               "Geometric mean over the cases of each case's ratio (median over rounds of the ratio "
-               "computed within one round); `cases` counts the cases the allocator completed, and "
-               "failed cases are left out of its means. Ratios are costs: **below 1 is better** "
-               "(faster, or less memory) than the reference.\n"]
+               scope + ".\n",
+               "Geometric mean over the list's cases of each case's ratio (median over rounds of the "
+               "ratio computed within one round); `cases` counts the list's cases the allocator "
+               "completed, and failed cases are left out of its means. `x best peer` divides, per "
+               "case, by the fastest (or smallest) of glibc, jemalloc, tcmalloc and mimalloc in that "
+               "case (for the large-block cases, only those that return memory: see the tables "
+               "below). Ratios are costs: **below 1 is better** (faster, or less memory) than the "
+               "reference.\n"]
         header = ["allocator", "cases"]
-        counted = {a: sum(1 for c in self.cases if stats.median(self.runs, c.label, a, stats.cost) is not None)
+        counted = {a: sum(1 for c in self.geo_cases if stats.median(self.runs, c.label, a, stats.cost) is not None)
                    for a in self.names}
         cols = []
         for label, value in (("time", stats.cost), ("peak RSS", stats.peak_rss)):
             for ref in self.refs:
                 header.append(f"{label} vs {ref}")
                 cols.append(self.geomeans(value, ref))
-        out.append(_table(header, [[a, f"{counted[a]}/{len(self.cases)}"] + [_ratio(c[a]) for c in cols]
+            header.append(f"{label} x best peer")
+            cols.append(self.geomeans(value, lambda c, v=value: self.best_peer(c, v)))
+        out.append(_table(header, [[a, f"{counted[a]}/{len(self.geo_cases)}"] + [_ratio(c[a]) for c in cols]
                                    for a in self.names]))
         return "\n".join(out)
 
@@ -110,11 +159,37 @@ class Report:
                "Median wall time of the whole process, or median throughput for fixed-time cases "
                "(Mops/s: one op = one malloc + one free). Best in bold.\n",
                _table(["case"] + self.names, rows)]
+        out.append(self.instr_table())
         for ref in self.refs:
             out += [f"### Time ratio vs {ref}\n",
                     "Throughput cases use the inverse ratio, so below 1 is better everywhere.\n",
                     _table(["case"] + self.names, self._ratio_rows(stats.cost, ref))]
+        out.append(self._best_peer_table(stats.cost, "Time", "time (highest throughput)"))
         return "\n".join(out)
+
+    def instr_table(self):
+        head = "### Instructions per op (callgrind)\n\n"
+        if self.instr is None:
+            return head + "Not measured (valgrind not installed or `--no-callgrind`).\n"
+        if not self.instr:
+            return head + "No case run declares `instr=` in `cases.txt`.\n"
+        rows = []
+        for c in self.cases:
+            per = self.instr.get(c.label)
+            if per is None:
+                continue
+            known = [v for v in per.values() if v is not None]
+            top = min(known) if len(known) > 1 else None
+            cells = ["fail" if per.get(a) is None else (f"**{per[a]:.0f}**" if per[a] == top else f"{per[a]:.0f}")
+                     for a in self.names]
+            rows.append([f"{c.label} @{c.instr_scale:g}"] + cells)
+        return (head + "Instructions (user space, all threads, the workload's own loop included) per op "
+                "(one malloc + one free) of the whole program, counted by `valgrind --tool=callgrind` "
+                "at the scale shown and at twice it: (instructions(2s) - instructions(s)) / "
+                "(ops(2s) - ops(s)), so start-up and set-up cancel. Only the cases with `instr=` in "
+                "`cases.txt`; `perf stat` has no hardware counters on this VM. Deterministic, unlike "
+                "the times, and blind to cache misses, contention, system calls and page faults. "
+                "Fewest in bold.\n\n" + _table(["case @scale"] + self.names, rows))
 
     def rss_tables(self):
         mib = lambda v: _num(v / 1024)
@@ -124,6 +199,7 @@ class Report:
         for ref in self.refs:
             out += [f"### Peak RSS ratio vs {ref}\n",
                     _table(["case"] + self.names, self._ratio_rows(stats.peak_rss, ref))]
+        out.append(self._best_peer_table(stats.peak_rss, "Peak RSS", "peak RSS"))
         end = [c for c in self.cases if any(
             "rss_end_kb" in r.values for a in self.names for r in stats.ok_runs(self.runs, c.label, a))]
         if end:
@@ -205,7 +281,8 @@ METHOD = """\
   measuring, `bench/out/which_malloc` checks that `malloc` really resolves to the preloaded library.
 - Cases are listed in `bench/cases.txt`; each program runs as `PROGRAM THREADS SCALE` and prints
   one `result key=value ...` line. `tN` is the thread count (for `prodcons`, N producer/consumer
-  pairs, so 2N threads; for `thread_churn`, N threads alive at a time).
+  pairs, so 2N threads, and above 4 pairs the 4-pair total of blocks split among them; for
+  `thread_churn`, N threads alive at a time).
 - Rounds: every round runs every case once per allocator, allocators interleaved in a fixed
   order (A B C D E, A B C D E, ...); one untimed warm-up run of each case comes first. The
   tables give medians over rounds; a ratio is computed within each round and the median of
@@ -219,14 +296,21 @@ METHOD = """\
   with `PYTHONMALLOC=malloc` (so objects come from the allocator under test, not pymalloc);
   `gcc` is `gcc -O2 -c` on a generated C file (`gen_big_c.py`); `sqlite` is the `sqlite3`
   shell running `sqlite_load.sql` on an in-memory database.
-- Fast path: see the callgrind section; instruction counts are deterministic, unlike the
-  timings above, which come from a small shared VM and carry a few percent of noise (more for
-  the multi-threaded cases, with 4 or 8 threads on 2 CPUs).
+- Geometric means: over the frozen case list named in the summary (`bench/geomean.txt`), not
+  over whatever was run, so reports naming the same list compare like with like. `x best peer`
+  is, per case, the same-round ratio to the peer with the best median in that case; `large` and
+  `large_set` pick only among glibc, jemalloc and mimalloc, which return freed large blocks to
+  the system (tcmalloc keeps them mapped: faster, at several times the RSS).
+- Fast path and instructions per op: see the callgrind sections; instruction counts are
+  deterministic, unlike the timings above, which come from a small shared VM and carry a few
+  percent of noise (more for the multi-threaded cases, with 4 to 32 threads on 2 CPUs).
 
 ### Not measured
 
-- Cycles or cache misses per operation (no hardware performance counters are used).
-- Scalability beyond the 2 CPUs of this machine: the 4-thread cases oversubscribe it.
+- Cycles or cache misses per operation: `perf stat -e instructions` reports `<not supported>`
+  on this VM (no hardware counters), so instructions come from callgrind instead.
+- Scalability beyond the 2 CPUs of this machine: the 4-thread cases oversubscribe it, and 8
+  and 16 threads (`prodcons`: pairs, so 16 and 32 threads) only check robustness.
 - Allocator tuning: every allocator runs with its default settings.
 """
 

@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
     worker* w = (worker*)calloc((size_t)a.threads, sizeof(worker));
     for (int i = 0; i < a.threads; i++) w[i].pairs = bench_scaled(2000000, a.scale);
     run_threads(a.threads, run, w, sizeof(worker));
-    printf("result workload=size_sweep threads=%d pairs_per_size=%ld", a.threads, w[0].pairs);
+    printf("result workload=size_sweep threads=%d pairs_per_size=%ld ops=%ld", a.threads, w[0].pairs,
+           w[0].pairs * (MAX_SHIFT - MIN_SHIFT + 1) * a.threads);
     for (int s = MIN_SHIFT; s <= MAX_SHIFT; s++) {
         double ns = 0;
         for (int i = 0; i < a.threads; i++) ns += w[i].ns[s];
