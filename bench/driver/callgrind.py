@@ -1,11 +1,12 @@
-"""callgrind.py: fast-path cost in instructions per small malloc/free pair, same-thread and
-cross-thread, from callgrind totals of bench/out/fastpath run for two pair counts (the
-difference cancels start-up work). The harness loop alone (fastpath ... none) is measured the
-same way and subtracted. Also instructions per op of the cases of cases.txt that declare
-instr=SCALE, from the whole workload run at SCALE and 2*SCALE (the workload's own loop is not
-subtracted there). Callgrind, unlike memcheck and the other tools with a vgpreload
-malloc replacement, leaves malloc alone, so glibc's malloc or the preloaded allocator runs
-natively; which_malloc under the same valgrind command confirms it."""
+"""callgrind.py: allocator cost in instructions per malloc/free pair, for each mode of
+bench/tools/fastpath.c (MODES), from callgrind totals of the fastpath program run for two pair
+counts (the difference cancels start-up work). The harness loop alone (fastpath ... none) is
+measured the same way and subtracted. Also instructions per op of the cases of cases.txt that
+declare instr=SCALE, from the whole workload run at SCALE and 2*SCALE (the workload's own loop is
+not subtracted there). Callgrind, unlike memcheck and the other tools with a vgpreload malloc
+replacement, leaves malloc alone, so glibc's malloc or the preloaded allocator runs natively;
+which_malloc under the same valgrind command confirms it. Also used by the CI gate
+tests/bench/fastpath_budget.py."""
 import shutil
 import subprocess
 import tempfile
@@ -14,7 +15,15 @@ from pathlib import Path
 import allocators
 from measure import _pairs as result_pairs
 
-MODES = ("same", "cross")
+# fastpath.c's modes, in report order, with the column title of each.
+MODES = ("same", "one", "mixed1k", "empty", "cross")
+TITLES = {
+    "same": "same thread, 16..128 B",
+    "one": "same thread, 64 B",
+    "mixed1k": "same thread, 16 B..1 KiB",
+    "empty": "page emptied, 2000 B",
+    "cross": "cross-thread, 16..128 B",
+}
 
 
 def _total(fastpath, alloc, mode, n, none, tmp):

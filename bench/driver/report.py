@@ -3,6 +3,7 @@ means, callgrind counts, machine and versions)."""
 import os
 
 import allocators
+import callgrind
 import stats
 
 GLIBC, MIMALLOC = "glibc", "mimalloc"
@@ -240,19 +241,25 @@ class Report:
         if fp is None:
             return out[0] + "\nNot measured (valgrind not installed or `--no-callgrind`).\n"
         h = fp["harness"]
-        out.append("Instructions per small (16..128 B) malloc/free pair, from callgrind totals of "
+        modes = [m for m in callgrind.MODES if m in h]
+        out.append("Instructions per malloc/free pair, from callgrind totals of "
                    f"`bench/out/fastpath` at {fp['n1']} and {fp['n2']} pairs (difference / "
                    "difference, so start-up cancels), minus the harness loop measured the same way "
-                   f"with empty functions ({_num(h.get('same'))} same-thread, {_num(h.get('cross'))} "
-                   "cross-thread instructions per pair). Cross-thread: blocks are allocated on one "
-                   "thread and freed on another, 256 at a time. Callgrind, unlike memcheck, massif, helgrind, "
-                   "drd and dhat, does not replace malloc, so no `--soname-synonyms` is needed: the "
-                   "last column is the object that `malloc` resolved to under the same valgrind "
-                   "command.\n")
+                   "with empty functions (" + ", ".join(f"{m} {_num(h.get(m))}" for m in modes)
+                   + " instructions per pair). Modes (`bench/tools/fastpath.c`): `same`, sizes "
+                   "cycling over 16..128 B; `one`, 64 B only; `mixed1k`, 16 sizes from 16 B to "
+                   "1 KiB; in these a few blocks of every size stay live, so no page empties. "
+                   "`empty`: 2000 B with no other block of its size class live, so every free "
+                   "empties a page: the page-turnover path, not the fast path. `cross`: blocks "
+                   "are allocated on one thread and freed on another, 256 at a time. Callgrind, "
+                   "unlike memcheck, massif, helgrind, drd and dhat, does not replace malloc, so "
+                   "no `--soname-synonyms` is needed: the last column is the object that "
+                   "`malloc` resolved to under the same valgrind command.\n")
         per = {a: fp["allocators"].get(a, {}) for a in self.names}
-        rows = [[a, _num(per[a].get("same")), _num(per[a].get("cross")), f"`{per[a].get('provider') or '?'}`"]
+        rows = [[a] + [_num(per[a].get(m)) for m in modes] + [f"`{per[a].get('provider') or '?'}`"]
                 for a in self.names]
-        out.append(_table(["allocator", "same-thread pair", "cross-thread pair", "malloc under valgrind"], rows))
+        out.append(_table(["allocator"] + [f"`{m}`: {callgrind.TITLES[m]}" for m in modes]
+                          + ["malloc under valgrind"], rows))
         return "\n".join(out)
 
     def environment(self):
