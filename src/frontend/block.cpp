@@ -21,29 +21,6 @@ constexpr const char* kInterior = "invalid pointer (not the start of a block)";
 constexpr const char* kDoubleFree = "double free";
 constexpr const char* kNeverHandedOut = "invalid pointer (a block never handed out)";
 
-// The last block of a page whose thread is gone (abandoned or quarantined) comes back: push it
-// and release the page, under the arena lock. Out of line: the lock's code would otherwise
-// cost every remote free its register saves.
-[[gnu::noinline]] void free_last_block_of_orphan(Span* page, FreeBlock* b, std::uintptr_t mark) {
-  os::KeepErrno keep;  // the release may purge (madvise): free keeps errno
-  Arena* arena = segment_of_entry(page)->arena;
-  os::LockGuard guard(arena->lock());
-  push_remote(page, b, mark);
-  arena->release_abandoned_if_empty_locked(page);
-}
-
-// The caller's own page, on a slow path (a full page, or a free that is not the fast path's).
-// Out of line, like the orphan branch: its calls would cost every remote free register saves.
-[[gnu::noinline]] void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b,
-                                          std::uintptr_t mark) {
-  os::KeepErrno keep;  // an emptied page may go back to the arena and be purged (madvise)
-  if (page->on_full_list()) {
-    me->free_into_full_page(page, b, mark);
-  } else if (!ThreadHeap::push_local(page, b, mark)) {
-    me->page_emptied(page);
-  }
-}
-
 // ---- reports of pointers into freed memory ------------------------------------------------
 // A freed large block leaves no trace of itself: its span is free, maybe merged with its
 // neighbours, maybe purged, maybe released to the OS with its whole segment. What is left is the
@@ -111,27 +88,21 @@ const char* verdict_in_segment_locked(Segment* seg, const void* p) {
 
 }  // namespace
 
-void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
-  ThreadHeap* me = tl_heap;
-  std::uintptr_t tag = page->owner_tag.load(std::memory_order_acquire);
-  auto* owner = reinterpret_cast<ThreadHeap*>(tag & ~kOwnerTagFull);
-  if (owner == me) {
-    free_into_own_page(me, page, b, mark);
-    return;
+void free_last_block_of_orphan(Span* page, FreeBlock* b, std::uintptr_t mark) {
+  os::KeepErrno keep;  // the release may purge (madvise): free keeps errno
+  Arena* arena = segment_of_entry(page)->arena;
+  os::LockGuard guard(arena->lock());
+  push_remote(page, b, mark);
+  arena->release_abandoned_if_empty_locked(page);
+}
+
+void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b, std::uintptr_t mark) {
+  os::KeepErrno keep;  // an emptied page may go back to the arena and be purged (madvise)
+  if (page->on_full_list()) {
+    me->free_into_full_page(page, b, mark);
+  } else if (!ThreadHeap::push_local(page, b, mark)) {
+    me->page_emptied(page);
   }
-  bool was_full = (tag & kOwnerTagFull) != 0;
-  unsigned c = page->size_class;
-  // The page's thread has exited, and this may be its last block: nobody would ever collect the
-  // page, so give it back now. Once the last block is pushed, anyone (decay, trim) may release the
-  // page and unmap its segment, so push it under the arena lock, which they need: the page is
-  // pinned until then by this block. (`used` only changes under that lock while abandoned.)
-  if (owner == nullptr &&
-      thread_free_count(page->thread_free.load(std::memory_order_relaxed)) + 1 == page->used) {
-    free_last_block_of_orphan(page, b, mark);
-    return;
-  }
-  push_remote(page, b, mark);  // the page must not be touched after this: it may be gone
-  if (owner != nullptr && was_full) owner->hint_remote_free(c);
 }
 
 BlockRef resolve_block(const void* p, const char* call) {

@@ -8,6 +8,7 @@
 
 #include "backend/segment.hpp"
 #include "backend/span.hpp"
+#include "frontend/thread_heap.hpp"
 
 namespace mallard {
 
@@ -24,9 +25,40 @@ struct BlockRef {
 BlockRef resolve_block(const void* p, const char* call);
 // Frees p (not nullptr) on any path: remote frees, full pages, large and huge blocks.
 [[gnu::noinline]] void free_slow(void* p, const char* call);
+// The last block of a page whose thread is gone (abandoned or quarantined) comes back: push it
+// and release the page, under the arena lock. Out of line: the lock's code would otherwise cost
+// every remote free its register saves.
+[[gnu::noinline]] void free_last_block_of_orphan(Span* page, FreeBlock* b, std::uintptr_t mark);
+// The caller's own page, on a slow path (a full page, or a free that is not the fast path's).
+// Out of line, like the orphan branch.
+[[gnu::noinline]] void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b,
+                                          std::uintptr_t mark);
+
 // Frees a checked small block of `page` when the caller is not its owner (one atomic push), or
-// when the page sits on the owner's full list.
-void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark);
+// when the page sits on the owner's full list. Inline: it is the whole of a remote free.
+[[gnu::always_inline]] inline void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
+  ThreadHeap* me = tl_heap;
+  std::uintptr_t tag = page->owner_tag.load(std::memory_order_acquire);
+  auto* owner = reinterpret_cast<ThreadHeap*>(tag & ~kOwnerTagFull);
+  if (owner == me) {
+    free_into_own_page(me, page, b, mark);
+    return;
+  }
+  bool was_full = (tag & kOwnerTagFull) != 0;
+  unsigned c = page->size_class;
+  // The page's thread has exited, and this may be its last block: nobody would ever collect the
+  // page, so give it back now. Once the last block is pushed, anyone (decay, trim) may release the
+  // page and unmap its segment, so push it under the arena lock, which they need: the page is
+  // pinned until then by this block. (`used` only changes under that lock while abandoned.)
+  if (owner == nullptr &&
+      thread_free_count(page->thread_free.load(std::memory_order_relaxed)) + 1 == page->used) {
+    free_last_block_of_orphan(page, b, mark);
+    return;
+  }
+  push_remote(page, b, mark);  // the page must not be touched after this: it may be gone
+  if (owner != nullptr && was_full) owner->hint_remote_free(c);
+}
+
 // A large block of n bytes (page span) aligned to `alignment`; nullptr when out of memory.
 void* alloc_large(std::size_t n, std::size_t alignment, bool zero);
 // In-place resize of a large block: true if the span now holds n bytes.
