@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 
+#include "../common/bad_pointer_report.h"
 #include "backend/segment_map.hpp"
 #include "backend/size_class.hpp"
 #include "mallard/mallard.h"
@@ -30,27 +31,11 @@ namespace {
 constexpr std::size_t kPtrdiffMaxPlusOne = static_cast<std::size_t>(PTRDIFF_MAX) + 1;
 constexpr std::size_t k2to63 = std::size_t{1} << 63;
 
-// Values the compiler cannot see through (no folding of malloc(SIZE_MAX) == NULL, no
-// -Wfree-nonheap-object on deliberately bad pointers).
-template <class T>
-T opaque(T v) {
-  volatile T x = v;
-  return x;
-}
-void* hide(void* p) {
-  return opaque(p);
-}
+using test_reports::hex;
+using test_reports::hide;
+using test_reports::one_line;
+using test_reports::opaque;
 
-std::string hex(const void* p) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(reinterpret_cast<uintptr_t>(p)));
-  return buf;
-}
-
-// The whole of stderr: one line naming the problem, the call and the pointer.
-std::string one_line(const std::string& problem, const char* call, const void* p) {
-  return "^mallard: " + problem + " in " + call + "\\(" + hex(p) + "\\)\n$";
-}
 const std::string kDoubleFree = "double free";
 const std::string kInterior = "invalid pointer \\(not the start of a block\\)";
 const std::string kForeign = "invalid pointer \\(not allocated by mallard\\)";

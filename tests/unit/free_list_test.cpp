@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "../common/bad_pointer_report.h"
 #include "backend/segment_map.hpp"
 #include "frontend/free_list.hpp"
 #include "frontend/thread_heap.hpp"
@@ -20,21 +21,9 @@
 namespace mallard {
 namespace {
 
-template <class T>
-T opaque(T v) {
-  volatile T x = v;
-  return x;
-}
+using test_reports::one_line;
+using test_reports::opaque;
 
-std::string hex(const void* p) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(reinterpret_cast<uintptr_t>(p)));
-  return buf;
-}
-
-std::string one_line(const std::string& problem, const char* call, const void* p) {
-  return "^mallard: " + problem + " in " + call + "\\(" + hex(p) + "\\)\n$";
-}
 const std::string kNeverHandedOut = "invalid pointer \\(a block never handed out\\)";
 const std::string kDoubleFree = "double free";
 const std::string kCorrupt =
