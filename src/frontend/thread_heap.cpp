@@ -256,11 +256,8 @@ void ThreadHeap::page_emptied(Span* page) {
 }
 
 void ThreadHeap::page_emptied_locked(Span* page) {
-  unsigned c = page->size_class;
-  // Keep the page if it is the class's only one: a loop that allocates and frees one block must
-  // not take the arena lock every time.
-  if (current_[c] == page && avail_[c].first == page && page->next == nullptr) return;
-  retire_page(c, page);
+  if (keeps_emptied(page)) return;
+  retire_page(page->size_class, page);
 }
 
 void ThreadHeap::free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark) {

@@ -97,7 +97,14 @@ class ThreadHeap {
   // ---- slow paths ----
   // Refills class c and pops a block; nullptr when out of memory.
   [[gnu::noinline]] void* malloc_refill(unsigned c);
-  // The owner freed the last block of `page`.
+  // Whether an emptied page stays with this heap as it is: the current page of its class and
+  // the class's only page (a loop that allocates and frees one block must not take the arena
+  // lock each time). Reads only what the owner writes: no lock.
+  bool keeps_emptied(const Span* page) const {
+    unsigned c = page->size_class;
+    return current_[c] == page && avail_[c].first == page && page->next == nullptr;
+  }
+  // The owner freed the last block of `page` and does not keep it: back to the arena.
   [[gnu::noinline]] void page_emptied(Span* page);
   // The owner frees into a page that sits on the full list.
   [[gnu::noinline]] void free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark);
