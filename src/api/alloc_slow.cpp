@@ -108,35 +108,12 @@ void free_in_page_slow(Span* page, void* p, const char* call) noexcept {
   free_slow_path(p, call);  // large blocks; bad pointers are resolved and reported there
 }
 
-namespace {
-
-// The class new(n, alignment) serves n from (as aligned_slow chooses it), or kClassCount when
-// such a request is never small.
-unsigned requested_class(std::size_t n, std::size_t alignment) {
-  if (alignment <= 16) return n <= kSmallMax ? size_class_of(n) : kClassCount;
-  if (alignment > os::kPageSize || n > kSmallMax) return kClassCount;
-  unsigned c = size_class_of(n < alignment ? alignment : n);
-  while (c < kClassCount && class_block_size(c) % alignment != 0) ++c;
-  return c;
-}
-
-}  // namespace
-
 void free_sized_slow(void* p, std::size_t n, std::size_t alignment, const char* call) noexcept {
   if (p == nullptr) return;
-  BlockRef block = resolve_block(p, call);  // reports a pointer that is no live block
-  bool fits = reinterpret_cast<std::uintptr_t>(p) % (alignment == 0 ? 1 : alignment) == 0;
-  if (block.kind == BlockKind::kSmall)
-    // The class, not the threshold: a later mallopt does not change what the block is.
-    fits = fits && (alignment == 0 || requested_class(n, alignment) == block.page->size_class) &&
-           (alignment != 0 || requested_class(n, 0) == block.page->size_class);
-  else if (block.kind == BlockKind::kLarge)  // wherever the threshold put it then
-    fits = fits && Pages::covering(n == 0 ? 1 : n) == block.page->pages();
-  else  // huge: mapped for n plus its header, in kernel pages
-    fits = fits && n <= block.usable && n > block.usable / 2;
-  if (!fits)
-    os::report_bad_pointer("invalid size or alignment (not what it was allocated with)", call, p);
-  free_slow_path(p, call);
+  os::KeepErrno keep;
+  DeleteClaim claim{n, alignment};
+  free_slow(p, call, &claim);  // reports a pointer that is no live block, or not this one
+  maybe_check_heap();
 }
 
 void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept {

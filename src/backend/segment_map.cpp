@@ -67,9 +67,12 @@ bool fast_unit_writable(std::uintptr_t g) {
 std::atomic<std::uint8_t>* fast_bytes() {
   std::uint8_t* bytes = g_fast_reserved.load(std::memory_order_acquire);
   if (bytes != nullptr) return reinterpret_cast<std::atomic<std::uint8_t>*>(bytes);
+  // Under an address-space limit (ulimit -v), 32 MiB of address space may be what the program
+  // needs: the map is used only when it is at most 1/64 of the limit.
+  if (os::address_space_limit() / 64 < kGranules) return nullptr;
   auto* fresh = static_cast<std::uint8_t*>(
       os::map_aligned(kGranules, os::page_size(), os::Access::kReadOnly));
-  if (fresh == nullptr) return nullptr;  // ulimit -v: every free asks the two-level map
+  if (fresh == nullptr) return nullptr;  // every free asks the two-level map
   if (!g_fast_reserved.compare_exchange_strong(bytes, fresh, std::memory_order_acq_rel)) {
     os::unmap(fresh, kGranules);
     fresh = bytes;

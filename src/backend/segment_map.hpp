@@ -11,7 +11,8 @@
 // granules of segments larger than 4 MiB, memory that is not Mallard's): ask the two-level map.
 // One load tells a pointer of the first 4 MiB of a normal segment from any other and, with no
 // other load, finds its page entry. If the reservation fails (ulimit -v), the fast map stays
-// empty and every free takes the two-level map.
+// empty and every free takes the two-level map; so it does under an address-space limit
+// (`ulimit -v`) below 2 GiB, where 32 MiB of it could be what the program needs.
 #pragma once
 
 #include <atomic>

@@ -140,10 +140,43 @@ BlockRef resolve_block(const void* p, const char* call) {
   }
 }
 
-void free_slow(void* p, const char* call) {
+namespace {
+
+// The class new(n, alignment) serves n from (as the aligned path chooses it), or kClassCount when
+// such a request is never small.
+unsigned requested_class(std::size_t n, std::size_t alignment) {
+  if (alignment <= 16) return n <= kSmallMax ? size_class_of(n) : kClassCount;
+  if (alignment > os::kPageSize || n > kSmallMax) return kClassCount;
+  unsigned c = size_class_of(n < alignment ? alignment : n);
+  while (c < kClassCount && class_block_size(c) % alignment != 0) ++c;
+  return c;
+}
+
+// Whether `block` is what new(claim.size, claim.alignment) returns. The class or the mapping is
+// compared, not the threshold: a mallopt between new and delete does not change the block.
+bool fits_claim(const BlockRef& block, const void* p, const DeleteClaim& claim) {
+  std::size_t n = claim.size;
+  if (claim.alignment != 0 && reinterpret_cast<std::uintptr_t>(p) % claim.alignment != 0)
+    return false;
+  switch (block.kind) {
+    case BlockKind::kSmall:
+      return requested_class(n, claim.alignment) == block.page->size_class;
+    case BlockKind::kLarge:  // whole pages for n
+      return Pages::covering(n == 0 ? 1 : n) == block.page->pages();
+    case BlockKind::kHuge:  // the kernel pages that hold the header and n bytes
+      return n <= block.usable && block.usable - n < os::page_size();
+  }
+  return false;
+}
+
+}  // namespace
+
+void free_slow(void* p, const char* call, const DeleteClaim* claim) {
   // Until a huge block is claimed: a racing free of it must not unmap the header read here.
   huge::ReaderSection section;
   BlockRef block = resolve_block(p, call);
+  if (claim != nullptr && !fits_claim(block, p, *claim))
+    os::report_bad_pointer("invalid size or alignment (not what it was allocated with)", call, p);
   if (block.kind != BlockKind::kHuge) section.leave();
   switch (block.kind) {
     case BlockKind::kSmall:

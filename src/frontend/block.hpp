@@ -23,8 +23,15 @@ struct BlockRef {
 
 // Resolves a live block; reports (naming `call`) and aborts if p is not one.
 BlockRef resolve_block(const void* p, const char* call);
-// Frees p (not nullptr) on any path: remote frees, full pages, large and huge blocks.
-[[gnu::noinline]] void free_slow(void* p, const char* call);
+// What a sized or aligned operator delete says of its block: the size and alignment (0: none
+// given) that new was called with.
+struct DeleteClaim {
+  std::size_t size;
+  std::size_t alignment;
+};
+// Frees p (not nullptr) on any path: remote frees, full pages, large and huge blocks. With a
+// claim, first reports (and aborts) if the block is not one that new(size, alignment) returns.
+[[gnu::noinline]] void free_slow(void* p, const char* call, const DeleteClaim* claim = nullptr);
 // The last block of a page whose thread is gone (abandoned or quarantined) comes back: push it
 // and release the page, under the arena lock. Out of line: the lock's code would otherwise cost
 // every remote free its register saves.

@@ -74,6 +74,8 @@ long thread_count();
 // The kernel's limit on this process's memory mappings (/proc/sys/vm/max_map_count, read once;
 // 65530, the kernel's default, when unreadable).
 std::size_t max_map_count();
+// The process's address-space limit in bytes (RLIMIT_AS, `ulimit -v`); SIZE_MAX when unlimited.
+std::size_t address_space_limit();
 // Sleeps for `ms` milliseconds (a non-cancellable system call; resumes after signals).
 void sleep_ms(std::uint64_t ms);
 // Resident and peak resident bytes of this process (0 if /proc is unreadable).

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <sys/auxv.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,6 +159,15 @@ std::size_t resident_bytes() {
 
 std::size_t peak_resident_bytes() {
   return status_field_bytes("VmHWM");
+}
+
+std::size_t address_space_limit() {
+  KeepErrno keep;
+  struct rlimit64 {
+    std::uint64_t cur, max;
+  } limit{};
+  if (syscall(SYS_prlimit64, 0, RLIMIT_AS, nullptr, &limit) != 0) return SIZE_MAX;
+  return limit.cur >= SIZE_MAX ? SIZE_MAX : static_cast<std::size_t>(limit.cur);
 }
 
 std::uint64_t random_u64() {

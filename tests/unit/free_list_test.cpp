@@ -114,6 +114,38 @@ TEST(FreeListDeathTest, AnOverwrittenLinkAbortsInsteadOfHandingOutItsAddress) {
       kCorrupt);
 }
 
+// Blocks freed by another thread wait on their page's remote list, encoded the same way: a use
+// after free that overwrites one is reported when the owner takes the list back or hands the
+// block out, not followed (found by review: the walk to the list's tail crashed).
+TEST(FreeListDeathTest, AnOverwrittenRemoteFreeAbortsInsteadOfCrashing) {
+  EXPECT_DEATH(
+      {
+        static void* blocks[4096];
+        for (void*& b : blocks) b = mallard_malloc(48);
+        std::thread([] {
+          for (void* b : blocks) mallard_free(b);
+        }).join();
+        memset(opaque(blocks[4095]), 0x41, 8);  // the head of a page's remote list
+        for (void*& b : blocks) b = mallard_malloc(48);
+        fprintf(stderr, "not reported\n");
+      },
+      kCorrupt);
+  EXPECT_DEATH(
+      {  // the same with blocks still on the local list: the remote list is then spliced in
+        static void* blocks[4096];
+        for (void*& b : blocks) b = mallard_malloc(48);
+        std::thread([] {
+          for (int i = 0; i < 4096; i += 2) mallard_free(blocks[i]);
+        }).join();
+        for (int i = 1; i < 4096; i += 2) mallard_free(blocks[i]);
+        memset(opaque(blocks[4094]), 0x41, 16);
+        mallard_malloc_trim(0);  // collects every page's remote list into its local one
+        for (void*& b : blocks) b = mallard_malloc(48);
+        fprintf(stderr, "not reported\n");
+      },
+      kCorrupt);
+}
+
 // A link redirected to a live block of the same page (inside the page, so in range) would hand
 // that block out twice: its missing free marker stops it.
 TEST(FreeListDeathTest, ALinkToALiveBlockOfThePageAborts) {
