@@ -56,7 +56,8 @@ template <class Fits>
   std::uintptr_t mark = free_marker(b);
   if (__builtin_expect(page->owner_tag.load(std::memory_order_relaxed) ==
                                reinterpret_cast<std::uintptr_t>(heap) &&
-                           is_carved_block_start(page, p) && b->marker != mark && fits(page),
+                           is_carved_block_start_by_owner(page, p) && b->marker != mark &&
+                           fits(page),
                        1)) {
     if (__builtin_expect(!ThreadHeap::push_local(page, b, mark), 0)) page_emptied_slow(heap, page);
     return true;

@@ -51,14 +51,22 @@ extern FreeListKeys g_free_keys MALLARD_HIDDEN;
 
 // Whether offset `off` from a small page's start is the start of a block that was ever handed out
 // (carved): a multiple of the block size (Lemire's divisibility test: exact for off < 2^32, and a
-// page's carved bytes are far below that) below the carved end.
+// page's carved bytes are far below that) below the carved end. For any thread: `carved` is read
+// atomically, as the owner may be extending the page.
 [[gnu::always_inline]] inline bool is_carved_block_start(const Span* page, std::uint64_t off) {
-  return off < page->carved && off * page->div_magic < page->div_magic;
+  return off < __atomic_load_n(&page->carved, __ATOMIC_RELAXED) &&
+         off * page->div_magic < page->div_magic;
 }
 
 [[gnu::always_inline]] inline bool is_carved_block_start(const Span* page, const void* p) {
   return is_carved_block_start(
       page, static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start));
+}
+
+// The same, for the page's owner only (the one thread that writes `carved`): a plain read.
+[[gnu::always_inline]] inline bool is_carved_block_start_by_owner(const Span* page, const void* p) {
+  auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start);
+  return off < page->carved && off * page->div_magic < page->div_magic;
 }
 
 }  // namespace mallard
