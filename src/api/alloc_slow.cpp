@@ -131,9 +131,7 @@ void free_slow_path(void* p, const char* call) noexcept {
 
 void* aligned_slow(std::size_t alignment, std::size_t n) noexcept {
   if (n <= g_small_limit && alignment <= os::kPageSize) {
-    std::size_t need = n < alignment ? alignment : n;
-    unsigned c = size_class_of(need);
-    while (c < kClassCount && class_block_size(c) % alignment != 0) ++c;
+    unsigned c = aligned_size_class(n, alignment);
     if (c < kClassCount) {
       void* p = tl_heap->try_pop(c);
       return p != nullptr ? p : malloc_small_slow(c);

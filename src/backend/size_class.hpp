@@ -54,6 +54,15 @@ inline constexpr std::size_t class_block_size(unsigned c) {
   return size_class_detail::block_size_of(c);
 }
 
+// The class that serves n bytes aligned to `alignment` (a power of two, at most 4 KiB; n at most
+// kSmallMax): the smallest class holding max(n, alignment) whose block size is a multiple of the
+// alignment, or kClassCount when there is none.
+inline unsigned aligned_size_class(std::size_t n, std::size_t alignment) {
+  unsigned c = size_class_of(n < alignment ? alignment : n);
+  while (c < kClassCount && class_block_size(c) % alignment != 0) ++c;
+  return c;
+}
+
 // 4 KiB pages in one page (run) of class c: 64 KiB, or enough for 8 blocks of the larger classes.
 inline constexpr Pages class_page_count(unsigned c) {
   std::size_t bytes = 8 * class_block_size(c);

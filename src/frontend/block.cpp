@@ -145,11 +145,8 @@ namespace {
 // The class new(n, alignment) serves n from (as the aligned path chooses it), or kClassCount when
 // such a request is never small.
 unsigned requested_class(std::size_t n, std::size_t alignment) {
-  if (alignment <= 16) return n <= kSmallMax ? size_class_of(n) : kClassCount;
-  if (alignment > os::kPageSize || n > kSmallMax) return kClassCount;
-  unsigned c = size_class_of(n < alignment ? alignment : n);
-  while (c < kClassCount && class_block_size(c) % alignment != 0) ++c;
-  return c;
+  if (n > kSmallMax || alignment > os::kPageSize) return kClassCount;
+  return alignment <= 16 ? size_class_of(n) : aligned_size_class(n, alignment);
 }
 
 // Whether `block` is what new(claim.size, claim.alignment) returns. The class or the mapping is

@@ -53,20 +53,34 @@ extern FreeListKeys g_free_keys MALLARD_HIDDEN;
 // (carved): a multiple of the block size (Lemire's divisibility test: exact for off < 2^32, and a
 // page's carved bytes are far below that) below the carved end. For any thread: `carved` is read
 // atomically, as the owner may be extending the page.
+[[gnu::always_inline]] inline bool is_block_start_below(const Span* page, std::uint64_t off,
+                                                        std::uint64_t carved) {
+  return off < carved && off * page->div_magic < page->div_magic;
+}
+
+[[gnu::always_inline]] inline std::uint64_t offset_in(const Span* page, const void* p) {
+  return static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start);
+}
+
 [[gnu::always_inline]] inline bool is_carved_block_start(const Span* page, std::uint64_t off) {
-  return off < __atomic_load_n(&page->carved, __ATOMIC_RELAXED) &&
-         off * page->div_magic < page->div_magic;
+  return is_block_start_below(page, off, __atomic_load_n(&page->carved, __ATOMIC_RELAXED));
 }
 
 [[gnu::always_inline]] inline bool is_carved_block_start(const Span* page, const void* p) {
-  return is_carved_block_start(
-      page, static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start));
+  return is_carved_block_start(page, offset_in(page, p));
 }
 
 // The same, for the page's owner only (the one thread that writes `carved`): a plain read.
 [[gnu::always_inline]] inline bool is_carved_block_start_by_owner(const Span* page, const void* p) {
-  auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start);
-  return off < page->carved && off * page->div_magic < page->div_magic;
+  return is_block_start_below(page, offset_in(page, p), page->carved);
+}
+
+// Whether b, taken from one of page's free lists by its owner, is a free block of the page:
+// inside the carved part and carrying its free marker. Anything else means the list was
+// overwritten (the caller reports it). Blocks on a list are block starts by construction, so the
+// range is all that is checked of the address.
+[[gnu::always_inline]] inline bool is_listed_free_block(const Span* page, const FreeBlock* b) {
+  return offset_in(page, b) < page->carved && b->marker == free_marker(b);
 }
 
 }  // namespace mallard

@@ -110,10 +110,7 @@ bool ThreadHeap::collect(Span* page) {
       if (page->free != nullptr) {
         FreeBlock* tail = list;
         for (;;) {  // each block checked as pop checks it, before its link is followed
-          if (static_cast<std::uint64_t>(reinterpret_cast<char*>(tail) - page->start) >=
-                  page->carved ||
-              tail->marker != free_marker(tail))
-            report_corrupt_free_list(page, tail);
+          if (!is_listed_free_block(page, tail)) report_corrupt_free_list(page, tail);
           FreeBlock* next = decode_link(tail);
           if (next == nullptr) break;
           tail = next;

@@ -72,12 +72,7 @@ class ThreadHeap {
     FreeBlock* b = page->free;
     if (__builtin_expect(b == nullptr, 0)) return nullptr;
     MALLARD_CHECK(page->used < page->capacity);
-    std::uintptr_t mark = free_marker(b);
-    if (__builtin_expect(
-            static_cast<std::uint64_t>(reinterpret_cast<char*>(b) - page->start) >= page->carved ||
-                b->marker != mark,
-            0))
-      report_corrupt_free_list(page, b);
+    if (__builtin_expect(!is_listed_free_block(page, b), 0)) report_corrupt_free_list(page, b);
     page->free = decode_link(b);
     os::race_window(os::RaceWindow::kPop);
     ++page->used;
