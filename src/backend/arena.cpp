@@ -18,7 +18,7 @@ void clear_entry(Span* e) {
   e->kind = kSpanNone;
   e->flags = 0;
   e->back = 0;
-  e->first = nullptr;
+  e->to_first = 0;
   e->owner_tag.store(0, std::memory_order_relaxed);
 }
 
@@ -39,6 +39,17 @@ void unlink_page(Span*& head, Span* page) {
   if (page->next != nullptr) page->next->prev = page->prev;
   page->next = page->prev = nullptr;
   page->flags = 0;
+}
+
+// The page entries inside a free span describe nothing (only its first and last entry are read:
+// an entry of kind none is the interior of a span) but stay resident once written: 128 bytes per
+// 4 KiB page, 32 MiB for every GiB a segment once had in use. When the span is purged, the kernel
+// pages wholly inside its interior entries go too (they read as zero again: kind none).
+void purge_entries_inside(Span* s) {
+  if (s->page_count < 3) return;
+  std::uintptr_t lo = os::page_ceil(reinterpret_cast<std::uintptr_t>(s + 1));
+  std::uintptr_t hi = os::page_floor(reinterpret_cast<std::uintptr_t>(s + (s->page_count - 1)));
+  if (lo < hi) os::purge(reinterpret_cast<void*>(lo), hi - lo, os::PurgeKind::kDontNeed);
 }
 
 constexpr std::uint32_t bin_of(std::size_t pages) {
@@ -153,7 +164,15 @@ bool Arena::commit_locked(Segment* seg, std::uint32_t end) {
 bool Arena::grow_locked(Pages pages) {
   std::size_t bytes = segment_bytes_for(pages);
   if (bytes == 0) return false;
-  Segment* seg = map_segment_locked(bytes);
+  // Geometric growth: a new segment is at least as large as all the arena has mapped (up to
+  // kMaxGrowthBytes), so that a growing heap is a few big segments whose free spans coalesce,
+  // not many small ones that never can (a span cannot cross a segment's header). It costs only
+  // address space: an mmap segment is committed as its pages are handed out, and no page is
+  // resident before it is touched. If the kernel refuses the bigger one, the smallest will do.
+  std::size_t geometric = (stats_.mapped < kMaxGrowthBytes ? stats_.mapped : kMaxGrowthBytes) /
+                          kSegmentSize * kSegmentSize;
+  Segment* seg = geometric > bytes ? map_segment_locked(geometric) : nullptr;
+  if (seg == nullptr) seg = map_segment_locked(bytes);
   if (seg == nullptr) return false;
   seg->free_pages = seg->data_pages();
   // Fresh memory is zero and not yet resident: it starts in the purged state (at time 0: never
@@ -223,7 +242,7 @@ Span* Arena::make_free_locked(Segment* seg, std::uint32_t first, std::uint32_t c
   s->flags = 0;
   s->state = static_cast<std::uint8_t>(state);
   s->back = 0;
-  s->first = nullptr;
+  s->to_first = 0;
   s->page_count = count;
   s->zeroed = zeroed ? 1 : 0;
   s->freed_at_ms = freed_at;
@@ -233,7 +252,7 @@ Span* Arena::make_free_locked(Segment* seg, std::uint32_t first, std::uint32_t c
     tail->kind = kSpanFreeTail;
     tail->flags = 0;
     tail->back = count - 1;
-    tail->first = nullptr;
+    tail->to_first = 0;
     tail->owner_tag.store(0, std::memory_order_relaxed);
   }
   insert_bin_locked(s);
@@ -355,7 +374,7 @@ void Arena::set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t c
   s->kind = kind;
   s->flags = 0;
   s->back = 0;
-  s->first = kind == kSpanSmall ? s : nullptr;       // free finds only small pages in one load
+  s->to_first = 0;                                   // any span's first entry is its own
   s->owner_tag.store(0, std::memory_order_relaxed);  // a small page's owner sets its own
   s->page_count = count;
   s->next = s->prev = nullptr;
@@ -363,7 +382,7 @@ void Arena::set_in_use_locked(Segment* seg, std::uint32_t first, std::uint32_t c
     for (std::uint32_t i = 1; i < count; ++i) {
       s[i].kind = kSpanSmallPart;
       s[i].back = i;
-      s[i].first = s;
+      s[i].to_first = -static_cast<std::int64_t>(i * sizeof(Span));
       s[i].owner_tag.store(0, std::memory_order_relaxed);
     }
     stats_.small_pages += s->bytes();
@@ -388,6 +407,13 @@ Span* Arena::alloc_span_locked(Pages pages, Pages align_pages, SpanKind kind, bo
   Span* s = nullptr;
   for (int attempt = 0; attempt < 2 && s == nullptr; ++attempt) {
     s = find_fit_locked(kDirty, pages, align_pages);
+    if (s == nullptr && align_pages == Pages{1}) {
+      if (Span* joined = take_dirty_joined_locked(pages, kind)) {
+        *zeroed = false;
+        tick_locked();
+        return joined;
+      }
+    }
     if (s == nullptr) s = find_fit_locked(kPurged, pages, align_pages);
     if (s == nullptr && (attempt == 1 || !grow_locked(pages + align_pages - Pages{1})))
       return nullptr;
@@ -421,6 +447,54 @@ Span* Arena::alloc_span_locked(Pages pages, Pages align_pages, SpanKind kind, bo
   // Dirty spans age on every call that reaches the arena; after the span is taken, so that a
   // dirty span this call could use is not purged first.
   tick_locked();
+  return &seg->pages()[at];
+}
+
+Span* Arena::take_dirty_joined_locked(Pages pages, SpanKind kind) {
+  MALLARD_CHECK(lock_.held_by_me());
+  const std::uint64_t need = pages.count();
+  Span* dirty = nullptr;
+  Span* purged = nullptr;  // its free neighbour, left or right
+  unsigned scanned = 0;
+  for (Span* d = age_tail_; d != nullptr && scanned < kJoinScan; d = d->age_prev, ++scanned) {
+    if (dirty != nullptr && d->page_count <= dirty->page_count) continue;
+    Segment* seg = segment_of_entry(d);
+    const std::uint32_t first = seg->index_of(d);
+    Span* right = first + d->page_count < seg->page_count ? d + d->page_count : nullptr;
+    Span* e = first > seg->first_data_page ? d - 1 : nullptr;
+    Span* left = e == nullptr               ? nullptr
+                 : e->kind == kSpanFreeTail ? e - e->back
+                 : e->kind == kSpanFree     ? e
+                                            : nullptr;
+    for (Span* n : {right, left}) {
+      if (n != nullptr && n->kind == kSpanFree && n->state == kPurged &&
+          std::uint64_t{d->page_count} + n->page_count >= need) {
+        dirty = d;
+        purged = n;
+        break;
+      }
+    }
+  }
+  if (dirty == nullptr) return nullptr;
+  Segment* seg = segment_of_entry(dirty);
+  const std::uint32_t d_first = seg->index_of(dirty);
+  const std::uint32_t d_count = dirty->page_count;
+  const std::uint32_t n_first = seg->index_of(purged);
+  const std::uint32_t n_count = purged->page_count;
+  const std::uint32_t taken = pages.narrow() - d_count;  // from the purged neighbour
+  const bool left = n_first < d_first;
+  // The block: the dirty span and the purged pages next to it.
+  const std::uint32_t at = left ? d_first - taken : d_first;
+  if (!commit_locked(seg, at + pages.narrow())) return nullptr;
+  const std::uint64_t n_freed_at = purged->freed_at_ms;
+  const bool n_zeroed = purged->zeroed != 0;
+  unlink_free_locked(dirty);
+  unlink_free_locked(purged);
+  learn_from_reuse_locked(seg->page_address(left ? at : d_first + d_count), Pages{taken}.bytes());
+  if (taken != n_count)
+    make_free_locked(seg, left ? n_first : n_first + taken, n_count - taken, kPurged, n_freed_at,
+                     n_zeroed);
+  set_in_use_locked(seg, at, pages.narrow(), kind);
   return &seg->pages()[at];
 }
 
@@ -581,6 +655,7 @@ void Arena::purge_span_locked(Span* s) {
   // purge the merged range so they go too.
   if (os::page_size() > os::kPageSize && f->page_count != count)
     os::purge(f->start, f->bytes(), kind);
+  purge_entries_inside(f);
   // The segment is now entirely free and purged: its page entries (128 bytes per page, 128 KiB
   // per 4 MiB) were written while it was used and are resident; give them back now, since no
   // later call may come to do it (the segment itself is released by a decay pass or a trim).

@@ -90,6 +90,11 @@ class Arena {
   // Purges the oldest dirty spans until dirty_bytes() <= dirty_budget().
   void enforce_dirty_budget_locked();
   static constexpr std::size_t kActiveShareDivisor = 4;
+  // Arena growth (grow_locked): a new segment is at least as large as what the arena has mapped,
+  // up to this (jemalloc grows its retained extents geometrically the same way).
+  static constexpr std::size_t kMaxGrowthBytes = std::size_t{128} << 20;
+  // Dirty spans take_dirty_joined_locked looks at, newest first.
+  static constexpr unsigned kJoinScan = 64;
   // An mmap segment is a reservation committed as it is used (commit_locked): pages at a time.
   static constexpr std::uint32_t kCommitStep = 256;  // 1 MiB
   // The learnt part of the budget: purged bytes taken again within kReuseWindowMs of their purge
@@ -115,6 +120,12 @@ class Arena {
   void release_segment_locked(Segment* seg);
   std::size_t purge_segment_metadata_locked(Segment* seg);
   Span* find_fit_locked(unsigned state, Pages pages, Pages align_pages);
+  // When no dirty span fits alone: the largest of the kJoinScan newest dirty spans that a purged
+  // free neighbour (left or right) completes, taken with just the neighbour's pages it needs, and
+  // marked in use with `kind`. The dirty pages are reused without a page fault; only the purged
+  // part faults (glibc's heap reuses a free chunk together with its free neighbours the same
+  // way). nullptr if there is none (or the pages cannot be committed): nothing changed.
+  Span* take_dirty_joined_locked(Pages pages, SpanKind kind);
   Span* make_free_locked(Segment* seg, std::uint32_t first, std::uint32_t count, unsigned state,
                          std::uint64_t freed_at, bool zeroed);
   void unlink_free_locked(Span* s);

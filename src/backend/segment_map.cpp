@@ -100,12 +100,18 @@ bool make_fast_writable(std::atomic<std::uint8_t>* bytes, std::uintptr_t g) {
 
 void insert_fast(const Segment* seg) {
   auto start = reinterpret_cast<std::uintptr_t>(seg);
-  if (!covered(start, kSegmentSize)) return;
+  if (!covered(start, seg->size)) return;
   std::atomic<std::uint8_t>* bytes = fast_bytes();
   if (bytes == nullptr) return;
-  std::uintptr_t g = start >> kSegmentShift;
-  if (!make_fast_writable(bytes, g)) return;
-  bytes[g].store(1, std::memory_order_release);
+  std::uintptr_t first = start >> kSegmentShift;
+  std::uintptr_t count = seg->size >> kSegmentShift;
+  if (count > kFastGranules) count = kFastGranules;
+  // Granule by granule: one whose byte cannot be made writable, and every later one, stay 0 (the
+  // two-level map answers for them).
+  for (std::uintptr_t k = 0; k < count; ++k) {
+    if (!make_fast_writable(bytes, first + k)) return;
+    bytes[first + k].store(static_cast<std::uint8_t>(k + 1), std::memory_order_release);
+  }
 }
 
 bool insert(std::uintptr_t start, std::size_t size, Segment* seg) {

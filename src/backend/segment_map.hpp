@@ -6,12 +6,14 @@
 //
 // Beside it, the fast map that free uses first: one byte per granule of the 47-bit address space
 // (32 MiB of address space, reserved read-only so that it costs neither memory nor overcommit
-// charge; the pages under registered segments are made writable), 1 where a normal segment
-// starts, so that its header is at the granule's start; 0 elsewhere (huge blocks, the later
-// granules of segments larger than 4 MiB, memory that is not Mallard's): ask the two-level map.
-// One load tells a pointer of the first 4 MiB of a normal segment from any other and, with no
-// other load, finds its page entry. If the reservation fails (ulimit -v), the fast map stays
-// empty and every free takes the two-level map; so it does under an address-space limit
+// charge; the pages under registered segments are made writable). Under a normal segment the
+// byte is 1 + the granule's index in its segment (1 where the segment starts: a segment may span
+// up to kFastGranules granules, which arena growth may reach, docs/design.md "Segments"); 0
+// elsewhere (huge blocks, granules beyond the first kFastGranules of a bigger segment, memory
+// that is not Mallard's): ask the two-level map. One load tells a pointer of a normal segment
+// from any other and, with no other load, finds its page entry. If the reservation fails (ulimit
+// -v), the fast map stays empty and every free takes the two-level map; so it does under an
+// address-space limit
 // (`ulimit -v`) below 2 GiB, where 32 MiB of it could be what the program needs.
 #pragma once
 
@@ -34,6 +36,8 @@ struct Leaf {
 extern std::atomic<Leaf*> g_top[std::size_t{1} << kTopBits] MALLARD_HIDDEN;
 
 inline constexpr std::uintptr_t kGranules = std::uintptr_t{1} << (47 - kSegmentShift);
+// Granules of one normal segment the fast map describes (the byte holds 1 + the index).
+inline constexpr std::uintptr_t kFastGranules = 255;
 // Granules the fast map covers: 0 until it is reserved (or if that failed), then kGranules.
 extern std::atomic<std::uintptr_t> g_fast_limit MALLARD_HIDDEN;
 extern std::atomic<std::uint8_t>* g_fast_bytes
@@ -48,25 +52,40 @@ inline Segment* lookup(const void* p) {
       std::memory_order_acquire);
 }
 
-// The first page entry of the small page that holds p when p lies in the first 4 MiB of a normal
-// segment; nullptr for any other span and any other pointer (nullptr too). An entry may hold a
-// stale page (a small page's later entry, after the page went and the span is large or free):
-// that page does not cover p, which callers find by its carved range before anything else.
+// When p lies in the first kFastGranules granules of a normal segment: the first entry of the
+// small page that holds p, or for any other span p's own page entry (Span::page_of_entry), whose
+// owner_tag is 0 and kind not small. nullptr for any other pointer (nullptr too). An entry may
+// hold a stale page (a small page's later entry, after the page went and the span is large or
+// free): that page does not cover p, which callers find by its carved range before anything else.
 [[gnu::always_inline]] inline Span* fast_page_of(const void* p) {
   auto a = reinterpret_cast<std::uintptr_t>(p);
   std::uintptr_t g = a >> kSegmentShift;
   if (g >= g_fast_limit.load(std::memory_order_acquire)) return nullptr;
-  if (g_fast_bytes[g].load(std::memory_order_acquire) == 0) return nullptr;
+  std::uintptr_t b = g_fast_bytes[g].load(std::memory_order_acquire);
+  if (b == 0) return nullptr;
   static_assert(sizeof(Span) == 128 && kPageShift > 7);
+  // The entry of p's page as if its granule started the segment, then moved to where it is: k =
+  // b - 1 granules lower for the header, k * 1024 entries higher for the pages before the granule.
+  constexpr std::uintptr_t kPerGranule =
+      kSegmentSize - (kSegmentSize >> kPageShift) * sizeof(Span);  // 4 MiB - 128 KiB
+  std::intptr_t back = static_cast<std::intptr_t>(b);              // becomes -b * kPerGranule
+#if defined(__x86_64__)
+  // One multiply by an immediate, where the compiler would spend four shifts and subtractions
+  // (negative, so that the sum below is one lea).
+  asm("imulq %1, %0, %0" : "+r"(back) : "i"(-static_cast<std::intptr_t>(kPerGranule)));
+#else
+  back *= -static_cast<std::intptr_t>(kPerGranule);
+#endif
   std::uintptr_t entry_offset = (a >> (kPageShift - 7)) & ((kSegmentSize >> kPageShift) - 1) << 7;
-  auto* entry =
-      reinterpret_cast<Span*>((a & ~(kSegmentSize - 1)) + kSegmentHeaderSize + entry_offset);
-  return entry->first;
+  auto* entry = reinterpret_cast<Span*>(((a & ~(kSegmentSize - 1)) | entry_offset) +
+                                        (kSegmentHeaderSize + kPerGranule) +
+                                        static_cast<std::uintptr_t>(back));
+  return entry->page_of_entry();
 }
 
-// Registers the normal segment at seg (its first granule) in the fast map: call once its header and
-// page entries are written. Does nothing if the fast map's pages cannot be made writable (the
-// two-level map still answers).
+// Registers the normal segment at seg (its first kFastGranules granules) in the fast map: call once
+// its header and page entries are written. Does nothing if the fast map's pages cannot be made
+// writable (the two-level map still answers).
 void insert_fast(const Segment* seg);
 
 // Points every granule of [start, start+size) at seg. Returns false if a leaf could not be mapped

@@ -61,9 +61,11 @@ struct alignas(64) Span {
   std::uint8_t size_class;
   std::uint8_t state;  // SpanState, free spans
   std::uint32_t page_count;
-  // Small pages, on every entry of the page: the page's first entry (what free resolves a
-  // pointer to in one load); nullptr on the entries of every other span.
-  Span* first;
+  // Bytes from this entry to the first entry of the small page it belongs to: -(i * 128) on the
+  // page's i-th entry, 0 on every other entry, so that an entry never written (zero: the header's
+  // pages, purged entry pages) or of any other span resolves to itself (owner_tag 0, kind not
+  // small). What free resolves a pointer to in one load and one add (page_of_entry).
+  std::int64_t to_first;
   std::uint64_t carved;  // small pages: bytes from start carved into blocks so far (bump
                          // allocation); every block ever handed out lies below it
   // ---- second cache line: what other threads write (remote frees) and slow-path state. Kept
@@ -81,6 +83,13 @@ struct alignas(64) Span {
   std::uint64_t freed_at_ms;  // free spans: dirty, when freed; purged, when purged (0: fresh from
                               // the OS, never used)
 
+  // The small page this entry belongs to (its first entry), or the entry itself (see to_first).
+  Span* page_of_entry() {
+    return reinterpret_cast<Span*>(reinterpret_cast<char*>(this) + to_first);
+  }
+  const Span* page_of_entry() const {
+    return reinterpret_cast<const Span*>(reinterpret_cast<const char*>(this) + to_first);
+  }
   // The owning heap of a small page (nullptr: none), and whether the page is on its full list.
   ThreadHeap* owner(std::memory_order order = std::memory_order_acquire) const {
     return reinterpret_cast<ThreadHeap*>(owner_tag.load(order) & ~kOwnerTagFull);

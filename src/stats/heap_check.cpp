@@ -59,7 +59,7 @@ std::uint32_t list_length(const Span* page, const FreeBlock* b, BlockSet& seen) 
 // an abandoned one (whose arena lock the caller holds). Remote frees may still be pushed: the
 // list from the word read here is stable, as pushes only prepend.
 void check_page_lists(const Span* s) {
-  CHECK(s->first == s, "small page's first entry does not point at itself", s->start);
+  CHECK(s->page_of_entry() == s, "small page's first entry does not point at itself", s->start);
   const auto carved = static_cast<std::uint32_t>(s->carved / s->block_size);
   CHECK(s->carved % s->block_size == 0, "page carved to a partial block", s->start);
   CHECK(carved <= s->capacity, "page carved beyond capacity", s->start);
@@ -86,7 +86,7 @@ void check_small_page(Segment* seg, std::uint32_t index, Span* s) {
         s->start);
   for (std::uint32_t i = 1; i < s->page_count; ++i) {
     Span* part = &seg->pages()[index + i];
-    CHECK(part->kind == kSpanSmallPart && part->back == i && part->first == s,
+    CHECK(part->kind == kSpanSmallPart && part->back == i && part->page_of_entry() == s,
           "small page interior entry wrong", seg->page_address(index + i));
   }
   // Counts and lists only where no other thread is changing them: the calling thread's pages

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -341,6 +342,133 @@ TEST_F(ArenaTest, BudgetLearnsFromPurgedMemoryWantedBack) {
   EXPECT_EQ(stats().dirty, 0u);
   EXPECT_EQ(arena_->reuse_boost(), 0u);
   free_span(sep);
+}
+
+// Issue 10 (large blocks): an arena grows geometrically, each new segment at least as large as
+// what it has mapped (up to kMaxGrowthBytes), so that a growing heap is a few segments whose free
+// spans can coalesce, not sixteen 4 MiB ones.
+TEST_F(ArenaTest, GrowthIsGeometric) {
+  std::vector<Span*> held;
+  std::size_t mapped = stats().mapped;
+  int growths = 0;
+  while (stats().mapped < (std::size_t{64} << 20)) {
+    Span* s = alloc(256);  // 1 MiB
+    ASSERT_NE(s, nullptr);
+    held.push_back(s);
+    std::size_t now = stats().mapped;
+    if (now == mapped) continue;
+    ++growths;
+    std::size_t floor = std::min(mapped, Arena::kMaxGrowthBytes) / kSegmentSize * kSegmentSize;
+    EXPECT_GE(now - mapped, floor) << "growth " << growths;
+    mapped = now;
+  }
+  EXPECT_LE(growths, 6);  // 4 + 4 + 8 + 16 + 32 MiB
+  for (Span* s : held) free_span(s);
+}
+
+// The fast map describes every granule of a segment larger than 4 MiB: free finds a small page in
+// a later granule in one load, and any other span's entry resolves to itself (not small, no owner).
+TEST_F(ArenaTest, FastMapCoversTheLaterGranulesOfABigSegment) {
+  if (segment_map::g_fast_limit.load() == 0) GTEST_SKIP() << "no fast map (address-space limit)";
+  Span* big = alloc(3000);  // ~12 MiB: a segment of several granules
+  ASSERT_NE(big, nullptr);
+  Segment* seg = segment_map::lookup(big->start);
+  ASSERT_GT(seg->size, 2 * kSegmentSize);
+  bool zeroed = false;
+  Span* small = nullptr;
+  {
+    os::LockGuard g(arena_->lock());
+    small = arena_->alloc_span_locked(Pages{16}, Pages{1}, kSpanSmall, &zeroed);
+  }
+  ASSERT_NE(small, nullptr);
+  ASSERT_EQ(segment_map::lookup(small->start), seg);
+  ASSERT_GE(small->start - reinterpret_cast<char*>(seg), static_cast<std::ptrdiff_t>(kSegmentSize));
+  for (std::size_t off : {std::size_t{0}, std::size_t{48}, 16 * os::kPageSize - 16})
+    EXPECT_EQ(segment_map::fast_page_of(small->start + off), small) << off;
+  for (std::size_t page : {std::size_t{0}, std::size_t{1500}, std::size_t{2999}}) {
+    Span* e = segment_map::fast_page_of(big->start + page * os::kPageSize + 8);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e, seg->entry_for(big->start + page * os::kPageSize)) << page;
+    EXPECT_NE(e->kind, kSpanSmall);
+    EXPECT_EQ(e->owner_tag.load(), 0u);
+  }
+  {
+    os::LockGuard g(arena_->lock());
+    arena_->free_span_locked(small);
+  }
+  free_span(big);
+}
+
+// Issue 10 (large blocks): a request no dirty span fits alone takes a dirty span together with its
+// purged neighbour, so only the purged part faults; the rest of the neighbour stays purged.
+TEST_F(ArenaTest, ADirtySpanJoinsItsPurgedNeighbour) {
+  config::options().decay_ms = 100000;
+  config::options().dirty_max = std::size_t{1} << 30;
+  Span* x = alloc(300);
+  Span* y = alloc(300);
+  Span* guard = alloc(1);
+  ASSERT_TRUE(x && y && guard);
+  ASSERT_EQ(y->start, x->start + 300 * os::kPageSize);
+  free_span(x);
+  {
+    os::LockGuard g(arena_->lock());
+    arena_->decay_locked(os::now_ms(), true);  // x purged
+  }
+  ASSERT_EQ(x->state, kPurged);
+  char* y_start = y->start;
+  free_span(y);  // dirty, with the purged x on its left
+  ASSERT_EQ(y->state, kDirty);
+  std::size_t dirty = stats().dirty;
+  Span* got = alloc(400);
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(got->start, y_start - 100 * os::kPageSize);  // y and the last 100 pages of x
+  EXPECT_EQ(stats().dirty, dirty - 300 * os::kPageSize);
+  EXPECT_EQ(x->kind, kSpanFree);  // the first 200 pages of x, still purged
+  EXPECT_EQ(x->state, kPurged);
+  EXPECT_EQ(x->page_count, 200u);
+  free_span(got);
+  free_span(guard);
+}
+
+// The page entries inside a purged free span go back to the OS with it (128 bytes per page stay
+// resident otherwise: 32 MiB per GiB a big segment once had in use).
+TEST_F(ArenaTest, PurgingAFreeSpanPurgesTheEntriesInsideIt) {
+  config::options().decay_ms = 100000;
+  config::options().dirty_max = std::size_t{1} << 30;
+  Span* guard = alloc(1);  // keeps the segment (the heap checker is not run on these bare pages)
+  std::vector<Span*> pages;
+  bool zeroed = false;
+  for (int i = 0; i < 50; ++i) {  // small pages write every one of their entries
+    os::LockGuard g(arena_->lock());
+    pages.push_back(arena_->alloc_span_locked(Pages{16}, Pages{1}, kSpanSmall, &zeroed));
+    ASSERT_NE(pages.back(), nullptr);
+  }
+  Span* first = pages.front();
+  for (Span* s : pages) {
+    os::LockGuard g(arena_->lock());
+    arena_->free_span_locked(s);
+  }
+  ASSERT_EQ(first->kind, kSpanFree);
+  ASSERT_GE(first->page_count, 800u);
+  auto resident = [](const void* p) {
+    auto a =
+        reinterpret_cast<std::uintptr_t>(p) & ~(static_cast<std::uintptr_t>(os::page_size()) - 1);
+    unsigned char v = 0;
+    EXPECT_EQ(mincore(reinterpret_cast<void*>(a), 1, &v), 0);
+    return (v & 1) != 0;
+  };
+  Span* middle = first + 400;
+  EXPECT_TRUE(resident(middle));
+  {
+    os::LockGuard g(arena_->lock());
+    arena_->decay_locked(os::now_ms(), true);
+  }
+  // Before anything reads the entries again (a read maps the kernel's zero page, which mincore
+  // counts as resident, though it is no memory of the process's).
+  EXPECT_FALSE(resident(middle));
+  EXPECT_EQ(middle->kind, kSpanNone);
+  EXPECT_EQ(middle->page_of_entry(), middle);
+  free_span(guard);
 }
 
 TEST_F(ArenaTest, RandomOperationsKeepEveryInvariant) {
