@@ -72,7 +72,11 @@ def measure(fastpath, which_malloc, allocs, n1, n2, log=print):
 def _case_total(case, alloc, scale, tmp, timeout):
     """(instructions, ops) of one run of case at scale under callgrind, or None."""
     out = Path(tmp) / f"cg.{scale:g}.out"
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *case.command(scale)]
+    # --fair-sched: valgrind runs one thread at a time, and by default a thread that never blocks
+    # (larson's workers) can keep the lock for minutes, starving the timer thread that would end
+    # the run: a 0.1 s larson run took 150 s. Fair scheduling hands the lock round in turn.
+    cmd = ["valgrind", "--tool=callgrind", "--fair-sched=yes", f"--callgrind-out-file={out}",
+           *case.command(scale)]
     try:
         r = subprocess.run(cmd, env=alloc.env(), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
