@@ -36,7 +36,8 @@ void refresh_small_limit() noexcept;
 // p lies in `page` (fast_page_of) but is not a same-thread free of a small block of a page on no
 // full list: another thread's page, a full one, a large block or a bad pointer.
 [[gnu::noinline]] void free_in_page_slow(Span* page, void* p, const char* call) noexcept;
-// The calling thread's own page became empty (ThreadHeap::page_emptied, errno kept).
+// The calling thread's own page became empty and does not stay (ThreadHeap::keeps_emptied):
+// back to the arena (ThreadHeap::page_emptied, errno kept).
 [[gnu::noinline]] void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept;
 [[gnu::noinline]] void* aligned_slow(std::size_t alignment, std::size_t n) noexcept;
 
@@ -59,7 +60,10 @@ template <class Fits>
                            is_carved_block_start_by_owner(page, p) && b->marker != mark &&
                            fits(page),
                        1)) {
-    if (__builtin_expect(!ThreadHeap::push_local(page, b, mark), 0)) page_emptied_slow(heap, page);
+    // A page that empties and stays (the class's current and only page: a loop that allocates
+    // and frees one block) is decided here, with no call: only one that goes back calls out.
+    if (__builtin_expect(!ThreadHeap::push_local(page, b, mark), 0) && !heap->keeps_emptied(page))
+      page_emptied_slow(heap, page);
     return true;
   }
   return false;

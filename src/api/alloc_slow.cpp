@@ -117,7 +117,6 @@ void free_sized_slow(void* p, std::size_t n, std::size_t alignment, const char* 
 }
 
 void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept {
-  if (heap->keeps_emptied(page)) return;  // the hot page stays: no lock, no system call
   os::KeepErrno keep;  // the page goes back to the arena, which may purge (madvise)
   heap->page_emptied(page);
 }
