@@ -36,6 +36,9 @@ std::size_t purge_everything() {
   heap_registry::reap_dead_threads();
   ThreadHeap* h = tl_heap;
   if (!h->is_sentinel()) released += h->collect_all();
+  // Other threads' full pages whose blocks have all come back by remote frees (their owners may
+  // idle and never collect them).
+  released += heap_registry::reclaim_returned_full_pages(h);
   released += purger::run_decay_pass(true);
   return released;
 }

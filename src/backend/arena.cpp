@@ -169,8 +169,15 @@ bool Arena::grow_locked(Pages pages) {
   // not many small ones that never can (a span cannot cross a segment's header). It costs only
   // address space: an mmap segment is committed as its pages are handed out, and no page is
   // resident before it is touched. If the kernel refuses the bigger one, the smallest will do.
-  std::size_t geometric = (stats_.mapped < kMaxGrowthBytes ? stats_.mapped : kMaxGrowthBytes) /
-                          kSegmentSize * kSegmentSize;
+  std::size_t geometric = (stats_.mapped < kMaxGrowthBytes ? stats_.mapped : kMaxGrowthBytes);
+  // What is reserved beyond the request is bounded by the program's limits: at most 1/64 of a
+  // finite `ulimit -v` or `ulimit -d` (the rest of the limit is the program's own), and nothing
+  // for a brk segment under strict overcommit (brk memory is charged as the break moves).
+  std::size_t limit = os::address_space_limit();
+  if (os::data_limit() < limit) limit = os::data_limit();
+  if (limit != SIZE_MAX && geometric > bytes + limit / 64) geometric = bytes + limit / 64;
+  if (use_brk_ && config::options().heap_source == 0 && os::strict_overcommit()) geometric = 0;
+  geometric = geometric / kSegmentSize * kSegmentSize;
   Segment* seg = geometric > bytes ? map_segment_locked(geometric) : nullptr;
   if (seg == nullptr) seg = map_segment_locked(bytes);
   if (seg == nullptr) return false;

@@ -96,6 +96,18 @@ void free_last_block_of_orphan(Span* page, FreeBlock* b, std::uintptr_t mark) {
   arena->release_abandoned_if_empty_locked(page);
 }
 
+void free_into_full_page_of(ThreadHeap* owner, Span* page, FreeBlock* b, std::uintptr_t mark) {
+  const unsigned c = page->size_class;
+  // While full, a page's `used` is its capacity: the cheap test, confirmed under the owner's lock.
+  if (thread_free_count(page->thread_free.load(std::memory_order_relaxed)) + 1 == page->capacity &&
+      owner->full_pages(c) > ThreadHeap::kFullPagesKept) {
+    os::KeepErrno keep;  // the page goes back to the arena, which may purge (madvise)
+    if (owner->reclaim_emptied_full_page(page)) return;
+  }
+  push_remote(page, b, mark);  // the page must not be touched after this: it may be gone
+  owner->hint_remote_free(c);
+}
+
 void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b, std::uintptr_t mark) {
   os::KeepErrno keep;  // an emptied page may go back to the arena and be purged (madvise)
   if (page->on_full_list()) {

@@ -41,6 +41,14 @@ struct DeleteClaim {
 [[gnu::noinline]] void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b,
                                           std::uintptr_t mark);
 
+// A remote free into a page on its live owner's full list. If it is the page's last block and
+// the owner holds more than ThreadHeap::kFullPagesKept full pages of the class, the page goes
+// back to the arena now, under the owner's slow-path lock if it can be taken at once (memory
+// freed by other threads returns while its owner idles; errno kept: the arena may purge).
+// Otherwise b is pushed and the owner told to look at its full list.
+[[gnu::noinline]] void free_into_full_page_of(ThreadHeap* owner, Span* page, FreeBlock* b,
+                                              std::uintptr_t mark);
+
 // Frees a checked small block of `page` when the caller is not its owner (one atomic push), or
 // when the page sits on the owner's full list. Inline: it is the whole of a remote free.
 [[gnu::always_inline]] inline void free_small_block(Span* page, FreeBlock* b, std::uintptr_t mark) {
@@ -51,8 +59,11 @@ struct DeleteClaim {
     free_into_own_page(me, page, b, mark);
     return;
   }
-  bool was_full = (tag & kOwnerTagFull) != 0;
-  unsigned c = page->size_class;
+  // A page on its live owner's full list: out of line (it may give the page back).
+  if (owner != nullptr && (tag & kOwnerTagFull) != 0) {
+    free_into_full_page_of(owner, page, b, mark);
+    return;
+  }
   // The page's thread has exited, and this may be its last block: nobody would ever collect the
   // page, so give it back now. Once the last block is pushed, anyone (decay, trim) may release the
   // page and unmap its segment, so push it under the arena lock, which they need: the page is
@@ -63,7 +74,6 @@ struct DeleteClaim {
     return;
   }
   push_remote(page, b, mark);  // the page must not be touched after this: it may be gone
-  if (owner != nullptr && was_full) owner->hint_remote_free(c);
 }
 
 // A large block of n bytes (page span) aligned to `alignment`; nullptr when out of memory.

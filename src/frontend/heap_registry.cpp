@@ -124,6 +124,18 @@ ThreadHeap* attach_current_thread() {
   return h;
 }
 
+std::size_t reclaim_returned_full_pages(ThreadHeap* self) {
+  ThreadHeap* all;
+  {
+    os::LockGuard guard(g_lock);
+    all = g_all;  // records are only ever prepended, never freed: the walk below is safe
+  }
+  std::size_t returned = 0;
+  for (ThreadHeap* h = all; h != nullptr; h = h->next_all)
+    if (h != self) returned += h->reclaim_returned_full_pages();
+  return returned;
+}
+
 std::size_t reap_dead_threads() {
   std::size_t reaped = 0;
   ThreadHeap* self = tl_heap;

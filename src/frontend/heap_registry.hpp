@@ -39,6 +39,11 @@ std::size_t reap_dead_threads();
 // record's too (their holders do not exist in the child).
 void rebind_in_child(ThreadHeap* survivor, bool all_records);
 
+// For malloc_trim: every heap but `self` gives back the full pages whose blocks have all come
+// back by remote frees (ThreadHeap::reclaim_returned_full_pages; a busy heap is skipped).
+// Returns bytes given back.
+std::size_t reclaim_returned_full_pages(ThreadHeap* self);
+
 // A late allocation: the calling thread's heap was already torn down (a pthread key destructor
 // that runs after Mallard's). Serves one small block from a heap attached for this call only and
 // given up at once; the thread stays without a heap, so nothing is left behind when it exits.

@@ -29,6 +29,7 @@ void queue_push_front(PageQueue& q, Span* s) {
   else
     q.last = s;
   q.first = s;
+  __atomic_store_n(&q.count, q.count + 1, __ATOMIC_RELAXED);
 }
 
 void queue_push_back(PageQueue& q, Span* s) {
@@ -39,6 +40,7 @@ void queue_push_back(PageQueue& q, Span* s) {
   else
     q.first = s;
   q.last = s;
+  __atomic_store_n(&q.count, q.count + 1, __ATOMIC_RELAXED);
 }
 
 void queue_remove(PageQueue& q, Span* s) {
@@ -51,6 +53,7 @@ void queue_remove(PageQueue& q, Span* s) {
   else
     q.last = s->prev;
   s->next = s->prev = nullptr;
+  __atomic_store_n(&q.count, q.count - 1, __ATOMIC_RELAXED);
 }
 
 Arena* arena_of(Span* page) {
@@ -171,7 +174,8 @@ void ThreadHeap::move_to_full(unsigned c, Span* page) {
   queue_remove(avail_[c], page);
   os::race_window(os::RaceWindow::kQueueEdit);
   queue_push_back(full_[c], page);
-  page->set_owner(this, true, std::memory_order_relaxed);
+  // Release: a remote free that sees the full bit reads the page's capacity (reclaim).
+  page->set_owner(this, true);
   if (current_[c] == page) set_current(c, &g_empty_page);
 }
 
@@ -277,6 +281,40 @@ void ThreadHeap::free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t ma
   page->set_owner(this, false, std::memory_order_relaxed);
   queue_push_back(avail_[c], page);
   if (!push_local(page, b, mark)) page_emptied_locked(page);
+}
+
+bool ThreadHeap::reclaim_emptied_full_page(Span* page) {
+  if (!slow_lock_.try_lock()) return false;
+  // Under the owner's lock: the page is still this heap's and full, and every block handed out
+  // but the caller's is on its remote list (used only changes under this lock while full).
+  bool done =
+      page->owner_tag.load(std::memory_order_relaxed) ==
+          (reinterpret_cast<std::uintptr_t>(this) | kOwnerTagFull) &&
+      thread_free_count(page->thread_free.load(std::memory_order_acquire)) + 1 == page->used;
+  if (done) {
+    page->thread_free.store(0, std::memory_order_relaxed);
+    retire_page(page->size_class, page);
+  }
+  slow_lock_.unlock();
+  return done;
+}
+
+std::size_t ThreadHeap::reclaim_returned_full_pages() {
+  if (!slow_lock_.try_lock()) return 0;
+  std::size_t returned = 0;
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    for (Span* s = full_[c].first; s != nullptr;) {
+      Span* next = s->next;
+      if (thread_free_count(s->thread_free.load(std::memory_order_acquire)) == s->used) {
+        s->thread_free.store(0, std::memory_order_relaxed);
+        returned += s->bytes();
+        retire_page(c, s);
+      }
+      s = next;
+    }
+  }
+  slow_lock_.unlock();
+  return returned;
 }
 
 std::size_t ThreadHeap::collect_all() {

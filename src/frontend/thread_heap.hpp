@@ -27,6 +27,9 @@ namespace mallard {
 struct PageQueue {
   Span* first = nullptr;
   Span* last = nullptr;
+  // Pages on the queue. Written by the owner (atomically, relaxed), read by other threads
+  // (ThreadHeap::full_pages).
+  std::uint32_t count = 0;
 };
 
 // The page with no blocks that every empty slot of every heap points at, so the fast path needs
@@ -113,6 +116,27 @@ class ThreadHeap {
   // Collects remote frees on every page and returns every empty page, the current ones too
   // (malloc_trim: a kept page could pin a brk segment, and every segment under it).
   std::size_t collect_all();
+  // ---- reclaim by other threads (issue 11: memory freed by other threads returns without its
+  // owner). Only pages on this heap's full list: the owner touches those only under slow_lock_
+  // (its fast paths see the full bit and go slow), so another thread that takes slow_lock_ with a
+  // try-lock (never waiting on another thread's heap) may give such a page back.
+  // Another thread frees b, and with it every block of `page` (on this heap's full list) has come
+  // back: the page goes back to the arena at once (b with it; see kFullPagesKept). False if it
+  // cannot be done now (the lock is busy, the page changed); the caller then pushes b as any remote
+  // free.
+  bool reclaim_emptied_full_page(Span* page);
+  // Pages on the full list of class c, as another thread may read it (no lock; a hint).
+  std::uint32_t full_pages(unsigned c) const {
+    return __atomic_load_n(&full_[c].count, __ATOMIC_RELAXED);
+  }
+  // A free gives back an emptied full page only while its owner holds more full pages of the
+  // class than this: an owner that allocates as others free (a producer) reuses its last few
+  // pages itself, without a trip through the arena (which cost bench prodcons 40% when every
+  // emptied full page went back); an owner that stopped with thousands keeps at most these.
+  static constexpr std::uint32_t kFullPagesKept = 8;
+  // malloc_trim from another thread: every page on this heap's full lists whose blocks have all
+  // come back by remote frees goes back to the arena. Returns bytes given back (0 if busy).
+  std::size_t reclaim_returned_full_pages();
 
   void init(Arena* arena, bool sentinel);
   bool is_sentinel() const { return sentinel_; }

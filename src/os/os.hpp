@@ -76,6 +76,12 @@ long thread_count();
 std::size_t max_map_count();
 // The process's address-space limit in bytes (RLIMIT_AS, `ulimit -v`); SIZE_MAX when unlimited.
 std::size_t address_space_limit();
+// The process's data limit in bytes (RLIMIT_DATA, `ulimit -d`: brk and private writable
+// mappings); SIZE_MAX when unlimited.
+std::size_t data_limit();
+// Whether the kernel runs strict overcommit (/proc/sys/vm/overcommit_memory is 2, read once):
+// every committed byte, touched or not, counts against the commit limit.
+bool strict_overcommit();
 // Sleeps for `ms` milliseconds (a non-cancellable system call; resumes after signals).
 void sleep_ms(std::uint64_t ms);
 // Resident and peak resident bytes of this process (0 if /proc is unreadable).

@@ -161,13 +161,37 @@ std::size_t peak_resident_bytes() {
   return status_field_bytes("VmHWM");
 }
 
-std::size_t address_space_limit() {
+namespace {
+
+std::size_t resource_limit(int resource) {
   KeepErrno keep;
   struct rlimit64 {
     std::uint64_t cur, max;
   } limit{};
-  if (syscall(SYS_prlimit64, 0, RLIMIT_AS, nullptr, &limit) != 0) return SIZE_MAX;
+  if (syscall(SYS_prlimit64, 0, resource, nullptr, &limit) != 0) return SIZE_MAX;
   return limit.cur >= SIZE_MAX ? SIZE_MAX : static_cast<std::size_t>(limit.cur);
+}
+
+std::atomic<int> g_strict_overcommit{-1};
+
+}  // namespace
+
+std::size_t address_space_limit() {
+  return resource_limit(RLIMIT_AS);
+}
+
+std::size_t data_limit() {
+  return resource_limit(RLIMIT_DATA);
+}
+
+bool strict_overcommit() {
+  int v = g_strict_overcommit.load(std::memory_order_relaxed);
+  if (v < 0) {
+    char buf[8];
+    v = read_small_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf) > 0 && buf[0] == '2';
+    g_strict_overcommit.store(v, std::memory_order_relaxed);  // every thread reads the same
+  }
+  return v != 0;
 }
 
 std::uint64_t random_u64() {

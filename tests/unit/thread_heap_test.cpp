@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -168,6 +169,71 @@ TEST(ThreadHeap, AbandonedPagesGoBackWhenTheirLastBlockIsFreed) {
   // Regression: such pages stayed abandoned (holding their memory) until a decay pass, which
   // only ran while the arena had dirty memory: thread churn made RSS grow without bound.
   EXPECT_EQ(after.abandoned_pages, before.abandoned_pages);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+// ---- issue 11: memory freed by other threads returns while its owner idles ---------------------
+
+// An owner thread that allocates blocks.capacity() blocks of `size` bytes into `blocks` (reserved
+// by the caller, so that the test's own vector is counted before) and then waits, making no
+// call, until the object goes.
+class IdleOwner {
+ public:
+  IdleOwner(std::vector<void*>& blocks, std::size_t size) {
+    thread_ = std::thread([this, &blocks, size] {
+      while (blocks.size() < blocks.capacity()) blocks.push_back(mallard_malloc(size));
+      heap_ = tl_heap;
+      step_ = 1;
+      while (step_.load() != 2) std::this_thread::yield();
+    });
+    while (step_.load() != 1) std::this_thread::yield();
+  }
+  ~IdleOwner() {
+    step_ = 2;
+    thread_.join();
+  }
+  ThreadHeap* heap() const { return heap_; }
+
+ private:
+  ThreadHeap* heap_ = nullptr;
+  std::atomic<int> step_{0};
+  std::thread thread_;
+};
+
+// Bytes of the small pages threads hold (their blocks in use and free).
+std::size_t small_bytes() {
+  mallard_stats s;
+  mallard_get_stats(&s);
+  return s.bytes_small + s.bytes_free_in_pages;
+}
+
+// The free of the last block of a page on its owner's full list gives the page back at once.
+TEST(ThreadHeap, RemoteFreesGiveBackFullPagesWhileTheirOwnerIdles) {
+  std::vector<void*> blocks;
+  blocks.reserve(2560);  // forty 64 KiB pages of 1 KiB blocks, all full but maybe the last
+  std::size_t before = small_bytes();
+  IdleOwner owner(blocks, 1024);
+  EXPECT_GE(small_bytes(), before + 2500 * 1024);
+  for (void* p : blocks) mallard_free(p);
+  // Left: the kFullPagesKept newest full pages (an active owner would reuse them), the owner's
+  // current page (not on the full list: its blocks wait for the owner), and maybe a page it
+  // adopted from an earlier test's thread.
+  EXPECT_LE(small_bytes(), before + (ThreadHeap::kFullPagesKept + 2) * 64 * 1024);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+// When the owner's lock was busy at that free, malloc_trim from any thread gives such pages back.
+TEST(ThreadHeap, MallocTrimFromAnotherThreadGivesBackFullPagesWhoseBlocksCameBack) {
+  std::vector<void*> blocks;
+  blocks.reserve(2560);
+  std::size_t before = small_bytes();
+  IdleOwner owner(blocks, 1024);
+  owner.heap()->slow_lock().lock();  // the owner "busy": the frees cannot reclaim
+  for (void* p : blocks) mallard_free(p);
+  owner.heap()->slow_lock().unlock();
+  EXPECT_GE(small_bytes(), before + 2500 * 1024);
+  mallard_malloc_trim(0);  // no page kept
+  EXPECT_LE(small_bytes(), before + 128 * 1024);
   EXPECT_EQ(mallard_check_heap(), 0);
 }
 
