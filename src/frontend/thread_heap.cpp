@@ -89,10 +89,16 @@ void ThreadHeap::set_current(unsigned c, Span* page) {
 }
 
 void ThreadHeap::init(Arena* arena, bool sentinel) {
+  // A reused record: another thread's malloc_trim (reclaim_returned_full_pages) or remote free
+  // (full_pages) may still look at its queues, under slow_lock_ taken with a try-lock.
+  os::LockGuard guard(slow_lock_);
   for (unsigned c = 0; c < kClassCount; ++c) {
     set_current(c, &g_empty_page);
-    avail_[c] = PageQueue{};
-    full_[c] = PageQueue{};
+    avail_[c].first = avail_[c].last = nullptr;
+    full_[c].first = full_[c].last = nullptr;
+    // Read by other threads (full_pages) that may still hold a page tagged with this record.
+    __atomic_store_n(&avail_[c].count, 0u, __ATOMIC_RELAXED);
+    __atomic_store_n(&full_[c].count, 0u, __ATOMIC_RELAXED);
     remote_hint_[c].store(0, std::memory_order_relaxed);
   }
   arena_ = arena;
@@ -186,6 +192,18 @@ void ThreadHeap::retire_page(unsigned c, Span* page) {
     queue_remove(avail_[c], page);
   if (current_[c] == page)
     set_current(c, avail_[c].first != nullptr ? avail_[c].first : &g_empty_page);
+  page->set_owner(nullptr, false, std::memory_order_relaxed);
+  Arena* a = arena_of(page);
+  os::LockGuard guard(a->lock());
+  a->free_span_locked(page);
+}
+
+// retire_page for another thread (under slow_lock_ taken with a try-lock): a page on the full
+// list is never a current page, and current_/direct_ are the owner's alone (written by its
+// lock-free refill step 1), so they are neither read nor written here.
+void ThreadHeap::give_back_full_page(unsigned c, Span* page) {
+  MALLARD_CHECK(page->on_full_list());
+  queue_remove(full_[c], page);
   page->set_owner(nullptr, false, std::memory_order_relaxed);
   Arena* a = arena_of(page);
   os::LockGuard guard(a->lock());
@@ -293,7 +311,7 @@ bool ThreadHeap::reclaim_emptied_full_page(Span* page) {
       thread_free_count(page->thread_free.load(std::memory_order_acquire)) + 1 == page->used;
   if (done) {
     page->thread_free.store(0, std::memory_order_relaxed);
-    retire_page(page->size_class, page);
+    give_back_full_page(page->size_class, page);
   }
   slow_lock_.unlock();
   return done;
@@ -308,7 +326,7 @@ std::size_t ThreadHeap::reclaim_returned_full_pages() {
       if (thread_free_count(s->thread_free.load(std::memory_order_acquire)) == s->used) {
         s->thread_free.store(0, std::memory_order_relaxed);
         returned += s->bytes();
-        retire_page(c, s);
+        give_back_full_page(c, s);
       }
       s = next;
     }

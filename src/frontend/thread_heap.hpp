@@ -177,6 +177,7 @@ class ThreadHeap {
   void init_page(Span* page, unsigned c);
   void move_to_full(unsigned c, Span* page);
   void retire_page(unsigned c, Span* page);
+  void give_back_full_page(unsigned c, Span* page);
   void* pop_from(unsigned c, Span* page);
   Span* fresh_page(unsigned c);
   // Makes page the current page of class c (and of its direct slots).

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -234,6 +235,51 @@ TEST(ThreadHeap, MallocTrimFromAnotherThreadGivesBackFullPagesWhoseBlocksCameBac
   EXPECT_GE(small_bytes(), before + 2500 * 1024);
   mallard_malloc_trim(0);  // no page kept
   EXPECT_LE(small_bytes(), before + 128 * 1024);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+// An owner that keeps allocating (its refills write its current pages without a lock) while
+// another thread frees the last blocks of its full pages (and so gives them back) and a third
+// trims: the reclaim must not read the owner's current pages (a data race under TSan).
+TEST(ThreadHeap, ReclaimByOtherThreadsRacesNothingWithAnAllocatingOwner) {
+  constexpr std::size_t kBatch = 1024;  // 16 pages of 1 KiB blocks
+  std::mutex m;
+  std::vector<std::vector<void*>> handed;
+  std::atomic<bool> done{false};
+  std::thread owner([&] {
+    for (int round = 0; round < 40; ++round) {
+      std::vector<void*> batch;
+      batch.reserve(kBatch);
+      for (std::size_t i = 0; i < kBatch; ++i) batch.push_back(mallard_malloc(1024));
+      std::lock_guard<std::mutex> g(m);
+      handed.push_back(std::move(batch));
+    }
+    done = true;
+  });
+  std::thread trimmer([&] {
+    while (!done.load()) {
+      mallard_malloc_trim(0);
+      std::this_thread::yield();
+    }
+  });
+  for (;;) {
+    std::vector<std::vector<void*>> take;
+    {
+      std::lock_guard<std::mutex> g(m);
+      take.swap(handed);
+    }
+    for (auto& batch : take)
+      for (void* p : batch) mallard_free(p);
+    if (take.empty()) {
+      if (done.load()) {
+        std::lock_guard<std::mutex> g(m);
+        if (handed.empty()) break;
+      }
+      std::this_thread::yield();
+    }
+  }
+  owner.join();
+  trimmer.join();
   EXPECT_EQ(mallard_check_heap(), 0);
 }
 
