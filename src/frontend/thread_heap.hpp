@@ -152,7 +152,9 @@ class ThreadHeap {
 
   // Taken by every slow path that edits this heap's page queues, and by fork's prepare handler:
   // a fork cannot land in the middle of such an edit, so the child can walk the queues of the
-  // threads it does not have. Only the owner and fork take it, so it is never contended.
+  // threads it does not have. The owner and fork take it; other threads only try it
+  // (reclaim_emptied_full_page, reclaim_returned_full_pages), so the owner may find it busy
+  // while another thread gives back its full pages.
   os::SpinLock& slow_lock() { return slow_lock_; }
 
   // Registry links (heap_registry.cpp).
