@@ -74,4 +74,27 @@ static inline void run_threads(int n, bench_thread_fn fn, void* args, size_t arg
     free(t);
 }
 
+/* A worker of the workloads that run `ops` operations on each thread and fold what they read
+ * into a checksum (so that no read is optimised away). */
+typedef struct {
+    int id;
+    long ops;
+    unsigned long checksum;
+} bench_worker;
+
+/* Runs fn on n bench_workers (id i, `ops` operations each) and waits for them. Returns the
+ * elapsed seconds; *checksum gets the sum of their checksums. */
+static inline double run_workers(int n, long ops, bench_thread_fn fn, unsigned long* checksum) {
+    bench_worker* w = (bench_worker*)calloc((size_t)n, sizeof(bench_worker));
+    for (int i = 0; i < n; i++) w[i] = (bench_worker){i, ops, 0};
+    double t0 = now_s();
+    run_threads(n, fn, w, sizeof(bench_worker));
+    double el = now_s() - t0;
+    unsigned long sum = 0;
+    for (int i = 0; i < n; i++) sum += w[i].checksum;
+    free(w);
+    *checksum = sum;
+    return el;
+}
+
 #endif

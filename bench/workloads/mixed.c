@@ -8,11 +8,7 @@
 
 enum { BACKGROUND = 512, BURST = 8, SIZES = 4096 };
 
-typedef struct {
-    int id;
-    long ops;
-    unsigned long checksum;
-} worker;
+typedef bench_worker worker;
 
 static void* run(void* arg) {
     worker* w = (worker*)arg;
@@ -53,16 +49,10 @@ static void* run(void* arg) {
 int main(int argc, char** argv) {
     bench_args a = bench_parse(argc, argv);
     long ops = bench_scaled(10000000, a.scale);
-    worker* w = (worker*)calloc((size_t)a.threads, sizeof(worker));
-    for (int i = 0; i < a.threads; i++) w[i] = (worker){i, ops, 0};
-    double t0 = now_s();
-    run_threads(a.threads, run, w, sizeof(worker));
-    double el = now_s() - t0;
-    unsigned long sum = 0;
-    for (int i = 0; i < a.threads; i++) sum += w[i].checksum;
+    unsigned long sum;
+    double el = run_workers(a.threads, ops, run, &sum);
     printf("result workload=mixed threads=%d ops=%ld elapsed_s=%.4f ns_per_op=%.2f rss_end_kb=%ld "
            "check=%lu\n",
            a.threads, ops * a.threads, el, el * 1e9 / (double)ops, rss_kb(), sum % 1000);
-    free(w);
     return 0;
 }

@@ -8,10 +8,7 @@
 static const size_t sizes[] = {16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096, 8192, 16384};
 enum { NSIZES = sizeof(sizes) / sizeof(sizes[0]) };
 
-typedef struct {
-    long ops;
-    unsigned long checksum;
-} worker;
+typedef bench_worker worker;
 
 static void* run(void* arg) {
     worker* w = (worker*)arg;
@@ -31,16 +28,10 @@ static void* run(void* arg) {
 int main(int argc, char** argv) {
     bench_args a = bench_parse(argc, argv);
     long ops = bench_scaled(4000000, a.scale);
-    worker* w = (worker*)calloc((size_t)a.threads, sizeof(worker));
-    for (int i = 0; i < a.threads; i++) w[i].ops = ops;
-    double t0 = now_s();
-    run_threads(a.threads, run, w, sizeof(worker));
-    double el = now_s() - t0;
-    unsigned long sum = 0;
-    for (int i = 0; i < a.threads; i++) sum += w[i].checksum;
+    unsigned long sum;
+    double el = run_workers(a.threads, ops, run, &sum);
     printf("result workload=page_pairs threads=%d ops=%ld elapsed_s=%.4f ns_per_op=%.2f "
            "rss_end_kb=%ld check=%lu\n",
            a.threads, ops * a.threads, el, el * 1e9 / (double)ops, rss_kb(), sum % 1000);
-    free(w);
     return 0;
 }
