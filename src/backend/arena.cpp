@@ -52,6 +52,20 @@ void purge_entries_inside(Span* s) {
   if (lo < hi) os::purge(reinterpret_cast<void*>(lo), hi - lo, os::PurgeKind::kDontNeed);
 }
 
+// The free span that ends just before page `first` of seg (found from its tail entry), or nullptr.
+Span* free_span_before(Segment* seg, std::uint32_t first) {
+  if (first <= seg->first_data_page) return nullptr;
+  Span* e = &seg->pages()[first - 1];
+  return e->kind == kSpanFreeTail ? e - e->back : (e->kind == kSpanFree ? e : nullptr);
+}
+
+// The free span that starts at page `end` of seg, or nullptr.
+Span* free_span_at(Segment* seg, std::uint32_t end) {
+  if (end >= seg->page_count) return nullptr;
+  Span* e = &seg->pages()[end];
+  return e->kind == kSpanFree ? e : nullptr;
+}
+
 constexpr std::uint32_t bin_of(std::size_t pages) {
   return pages >= 128 ? 128 : static_cast<std::uint32_t>(pages);
 }
@@ -166,9 +180,10 @@ bool Arena::grow_locked(Pages pages) {
   if (bytes == 0) return false;
   // Geometric growth: a new segment is at least as large as all the arena has mapped (up to
   // kMaxGrowthBytes), so that a growing heap is a few big segments whose free spans coalesce,
-  // not many small ones that never can (a span cannot cross a segment's header). It costs only
-  // address space: an mmap segment is committed as its pages are handed out, and no page is
-  // resident before it is touched. If the kernel refuses the bigger one, the smallest will do.
+  // not many small ones that never can (a span cannot cross a segment's header). No page is
+  // resident before it is touched, and an mmap segment is committed as its pages are handed out;
+  // brk memory is committed as the break moves. If the kernel refuses the bigger segment, the
+  // smallest will do.
   std::size_t geometric = (stats_.mapped < kMaxGrowthBytes ? stats_.mapped : kMaxGrowthBytes);
   // What is reserved beyond the request is bounded by the program's limits: at most 1/64 of a
   // finite `ulimit -v` or `ulimit -d` (the rest of the limit is the program's own), and nothing
@@ -318,32 +333,25 @@ Span* Arena::coalesce_locked(Segment* seg, Span* s, unsigned state) {
   bool zeroed = s->zeroed != 0;
   std::uint64_t freed_at = s->freed_at_ms;
   bool merged = false;
-  Span* pages = seg->pages();
-  if (first > seg->first_data_page) {
-    Span* e = &pages[first - 1];
-    Span* left = e->kind == kSpanFreeTail ? e - e->back : (e->kind == kSpanFree ? e : nullptr);
-    if (left != nullptr && left->state == state) {
-      if (!merged) unlink_free_locked(s);
-      merged = true;
-      zeroed &= left->zeroed != 0;
-      if (left->freed_at_ms > freed_at) freed_at = left->freed_at_ms;
-      std::uint32_t left_first = seg->index_of(left);
-      count += left->page_count;
-      unlink_free_locked(left);
-      first = left_first;
-    }
+  Span* left = free_span_before(seg, first);
+  if (left != nullptr && left->state == state) {
+    if (!merged) unlink_free_locked(s);
+    merged = true;
+    zeroed &= left->zeroed != 0;
+    if (left->freed_at_ms > freed_at) freed_at = left->freed_at_ms;
+    std::uint32_t left_first = seg->index_of(left);
+    count += left->page_count;
+    unlink_free_locked(left);
+    first = left_first;
   }
-  std::uint32_t right_index = first + count;
-  if (right_index < seg->page_count) {
-    Span* right = &pages[right_index];
-    if (right->kind == kSpanFree && right->state == state) {
-      if (!merged) unlink_free_locked(s);
-      merged = true;
-      zeroed &= right->zeroed != 0;
-      if (right->freed_at_ms > freed_at) freed_at = right->freed_at_ms;
-      count += right->page_count;
-      unlink_free_locked(right);
-    }
+  Span* right = free_span_at(seg, first + count);
+  if (right != nullptr && right->state == state) {
+    if (!merged) unlink_free_locked(s);
+    merged = true;
+    zeroed &= right->zeroed != 0;
+    if (right->freed_at_ms > freed_at) freed_at = right->freed_at_ms;
+    count += right->page_count;
+    unlink_free_locked(right);
   }
   if (!merged) return s;
   return make_free_locked(seg, first, count, state, freed_at, zeroed);
@@ -467,14 +475,8 @@ Span* Arena::take_dirty_joined_locked(Pages pages, SpanKind kind) {
     if (dirty != nullptr && d->page_count <= dirty->page_count) continue;
     Segment* seg = segment_of_entry(d);
     const std::uint32_t first = seg->index_of(d);
-    Span* right = first + d->page_count < seg->page_count ? d + d->page_count : nullptr;
-    Span* e = first > seg->first_data_page ? d - 1 : nullptr;
-    Span* left = e == nullptr               ? nullptr
-                 : e->kind == kSpanFreeTail ? e - e->back
-                 : e->kind == kSpanFree     ? e
-                                            : nullptr;
-    for (Span* n : {right, left}) {
-      if (n != nullptr && n->kind == kSpanFree && n->state == kPurged &&
+    for (Span* n : {free_span_at(seg, first + d->page_count), free_span_before(seg, first)}) {
+      if (n != nullptr && n->state == kPurged &&
           std::uint64_t{d->page_count} + n->page_count >= need) {
         dirty = d;
         purged = n;
@@ -618,9 +620,8 @@ bool Arena::grow_span_locked(Span* s, Pages new_pages) {
   // the count modulo 2^32 here and returned a block smaller than promised).
   if (new_pages > seg->pages_total() - Pages{seg->index_of(s)}) return false;
   std::uint32_t need = (new_pages - s->pages()).narrow();
-  if (right_index >= seg->page_count) return false;
-  Span* right = &seg->pages()[right_index];
-  if (right->kind != kSpanFree || right->page_count < need) return false;
+  Span* right = free_span_at(seg, right_index);
+  if (right == nullptr || right->page_count < need) return false;
   if (!commit_locked(seg, right_index + need)) return false;
   std::uint32_t rest = right->page_count - need;
   unsigned state = right->state;

@@ -7,14 +7,13 @@
 // Beside it, the fast map that free uses first: one byte per granule of the 47-bit address space
 // (32 MiB of address space, reserved read-only so that it costs neither memory nor overcommit
 // charge; the pages under registered segments are made writable). Under a normal segment the
-// byte is 1 + the granule's index in its segment (1 where the segment starts: a segment may span
-// up to kFastGranules granules, which arena growth may reach, docs/design.md "Segments"); 0
-// elsewhere (huge blocks, granules beyond the first kFastGranules of a bigger segment, memory
-// that is not Mallard's): ask the two-level map. One load tells a pointer of a normal segment
-// from any other and, with no other load, finds its page entry. If the reservation fails (ulimit
-// -v), the fast map stays empty and every free takes the two-level map; so it does under an
-// address-space limit
-// (`ulimit -v`) below 2 GiB, where 32 MiB of it could be what the program needs.
+// byte is 1 + the granule's index in its segment (1 where the segment starts; arena growth makes
+// segments of many granules, docs/design.md "Growth"); 0 elsewhere (huge blocks, granules beyond
+// the first kFastGranules of a bigger segment, memory that is not Mallard's): ask the two-level
+// map. One load tells a pointer of a normal segment from any other and, with no other load,
+// finds its page entry. If the reservation fails (ulimit -v), the fast map stays empty and every
+// free takes the two-level map; so it does under an address-space limit (`ulimit -v`) below
+// 2 GiB, where 32 MiB of it could be what the program needs.
 #pragma once
 
 #include <atomic>
