@@ -105,6 +105,13 @@ ThreadHeap* take_record(Arena* arena, bool counted) {
   return h;
 }
 
+// The newest record, for a walk of all of them along next_all without the registry lock: records
+// are only ever prepended, never freed, so the walk is safe.
+ThreadHeap* all_records() {
+  os::LockGuard guard(g_lock);
+  return g_all;
+}
+
 }  // namespace
 
 bool init() {
@@ -125,13 +132,8 @@ ThreadHeap* attach_current_thread() {
 }
 
 std::size_t reclaim_returned_full_pages(ThreadHeap* self) {
-  ThreadHeap* all;
-  {
-    os::LockGuard guard(g_lock);
-    all = g_all;  // records are only ever prepended, never freed: the walk below is safe
-  }
   std::size_t returned = 0;
-  for (ThreadHeap* h = all; h != nullptr; h = h->next_all)
+  for (ThreadHeap* h = all_records(); h != nullptr; h = h->next_all)
     if (h != self) returned += h->reclaim_returned_full_pages();
   return returned;
 }
@@ -139,12 +141,7 @@ std::size_t reclaim_returned_full_pages(ThreadHeap* self) {
 std::size_t reap_dead_threads() {
   std::size_t reaped = 0;
   ThreadHeap* self = tl_heap;
-  ThreadHeap* all;
-  {
-    os::LockGuard guard(g_lock);
-    all = g_all;  // records are only ever prepended, never freed: the walk below is safe
-  }
-  for (ThreadHeap* h = all; h != nullptr; h = h->next_all) {
+  for (ThreadHeap* h = all_records(); h != nullptr; h = h->next_all) {
     if (h == self || !h->thread_bound.load(std::memory_order_acquire)) continue;
     int rc = pthread_mutex_trylock(&h->alive);
     if (rc == 0) {  // bound but not held: its thread is between taking and binding it

@@ -186,24 +186,28 @@ void ThreadHeap::move_to_full(unsigned c, Span* page) {
 }
 
 void ThreadHeap::retire_page(unsigned c, Span* page) {
-  if (page->on_full_list())
-    queue_remove(full_[c], page);
-  else
-    queue_remove(avail_[c], page);
+  if (page->on_full_list()) {  // never a current page
+    give_back_full_page(c, page);
+    return;
+  }
+  queue_remove(avail_[c], page);
   if (current_[c] == page)
     set_current(c, avail_[c].first != nullptr ? avail_[c].first : &g_empty_page);
-  page->set_owner(nullptr, false, std::memory_order_relaxed);
-  Arena* a = arena_of(page);
-  os::LockGuard guard(a->lock());
-  a->free_span_locked(page);
+  release_to_arena(page);
 }
 
-// retire_page for another thread (under slow_lock_ taken with a try-lock): a page on the full
-// list is never a current page, and current_/direct_ are the owner's alone (written by its
-// lock-free refill step 1), so they are neither read nor written here.
+// Also for another thread (under slow_lock_ taken with a try-lock): a page on the full list is
+// never a current page, and current_/direct_ are the owner's alone (written by its lock-free
+// refill step 1), so they are neither read nor written here. Every block of the page has come
+// back: its remote-free list is dropped with it.
 void ThreadHeap::give_back_full_page(unsigned c, Span* page) {
   MALLARD_CHECK(page->on_full_list());
   queue_remove(full_[c], page);
+  page->thread_free.store(0, std::memory_order_relaxed);
+  release_to_arena(page);
+}
+
+void ThreadHeap::release_to_arena(Span* page) {
   page->set_owner(nullptr, false, std::memory_order_relaxed);
   Arena* a = arena_of(page);
   os::LockGuard guard(a->lock());
@@ -309,10 +313,7 @@ bool ThreadHeap::reclaim_emptied_full_page(Span* page) {
       page->owner_tag.load(std::memory_order_relaxed) ==
           (reinterpret_cast<std::uintptr_t>(this) | kOwnerTagFull) &&
       thread_free_count(page->thread_free.load(std::memory_order_acquire)) + 1 == page->used;
-  if (done) {
-    page->thread_free.store(0, std::memory_order_relaxed);
-    give_back_full_page(page->size_class, page);
-  }
+  if (done) give_back_full_page(page->size_class, page);
   slow_lock_.unlock();
   return done;
 }
@@ -324,7 +325,6 @@ std::size_t ThreadHeap::reclaim_returned_full_pages() {
     for (Span* s = full_[c].first; s != nullptr;) {
       Span* next = s->next;
       if (thread_free_count(s->thread_free.load(std::memory_order_acquire)) == s->used) {
-        s->thread_free.store(0, std::memory_order_relaxed);
         returned += s->bytes();
         give_back_full_page(c, s);
       }

@@ -179,7 +179,9 @@ class ThreadHeap {
   void init_page(Span* page, unsigned c);
   void move_to_full(unsigned c, Span* page);
   void retire_page(unsigned c, Span* page);
+  // Takes a page whose blocks have all come back off the full list and gives it to the arena.
   void give_back_full_page(unsigned c, Span* page);
+  void release_to_arena(Span* page);  // clears the owner, frees the span under the arena lock
   void* pop_from(unsigned c, Span* page);
   Span* fresh_page(unsigned c);
   // Makes page the current page of class c (and of its direct slots).
