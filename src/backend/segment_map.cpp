@@ -74,12 +74,14 @@ std::atomic<std::uint8_t>* fast_bytes() {
       os::map_aligned(kGranules, os::page_size(), os::Access::kReadOnly));
   if (fresh == nullptr) return nullptr;  // every free asks the two-level map
   if (!g_fast_reserved.compare_exchange_strong(bytes, fresh, std::memory_order_acq_rel)) {
+    // Another arena won: it alone publishes the map (g_fast_bytes is a plain word that free
+    // reads after g_fast_limit's acquire, so exactly one thread may write it, once).
     os::unmap(fresh, kGranules);
-    fresh = bytes;
+    return reinterpret_cast<std::atomic<std::uint8_t>*>(bytes);
   }
   g_fast_bytes = reinterpret_cast<std::atomic<std::uint8_t>*>(fresh);
   g_fast_limit.store(kGranules, std::memory_order_release);
-  return g_fast_bytes;
+  return reinterpret_cast<std::atomic<std::uint8_t>*>(fresh);
 }
 
 // Makes the fast map's byte of granule g writable; false if the kernel refused.

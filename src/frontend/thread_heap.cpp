@@ -270,8 +270,7 @@ void* ThreadHeap::malloc_refill(unsigned c) {
       adopted = arena_->take_abandoned_locked(c);
     }
     if (adopted != nullptr) {
-      os::race_window(os::RaceWindow::kAdopt);
-      adopted->flags = 0;
+      os::race_window(os::RaceWindow::kAdopt);  // flags were cleared under the arena lock
       adopted->set_owner(this, false);
       queue_push_front(avail_[c], adopted);
       if (collect(adopted) || extend(adopted)) return pop_from(c, adopted);

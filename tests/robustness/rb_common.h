@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "mallard/mallard.h"
 

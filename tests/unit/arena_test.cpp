@@ -471,6 +471,33 @@ TEST_F(ArenaTest, PurgingAFreeSpanPurgesTheEntriesInsideIt) {
   free_span(guard);
 }
 
+// A remote free of an abandoned page's last block takes the arena lock and gives the page back
+// if it is still abandoned; a thread that adopted the page meanwhile (took it under the same lock,
+// then released the lock before writing the page) must not lose it: taking the page clears its
+// "abandoned" flag under the lock (unlink_page), the adopter writes no flag afterwards.
+TEST_F(ArenaTest, APageTakenFromTheAbandonedListIsNoLongerAbandoned) {
+  bool zeroed = false;
+  os::LockGuard g(arena_->lock());
+  Span* page = arena_->alloc_span_locked(Pages{1}, Pages{1}, kSpanSmall, &zeroed);
+  ASSERT_NE(page, nullptr);
+  page->size_class = 3;
+  page->used = 1;  // one block, left by the exited thread
+  page->thread_free.store(0, std::memory_order_relaxed);
+  arena_->abandon_page_locked(page);
+  EXPECT_EQ(arena_->stats_locked().abandoned_pages, 1u);
+  ASSERT_EQ(arena_->take_abandoned_locked(3), page);  // a new thread adopts it
+  EXPECT_EQ(arena_->stats_locked().abandoned_pages, 0u);
+  // Before the adopter writes anything, another thread frees the block (its count reaches used).
+  page->thread_free.store(std::uint64_t{1} << kThreadFreeCountShift, std::memory_order_relaxed);
+  EXPECT_FALSE(arena_->release_abandoned_if_empty_locked(page));
+  EXPECT_EQ(arena_->stats_locked().abandoned_pages, 0u);
+  EXPECT_EQ(page->kind, kSpanSmall);  // still the adopter's page
+  page->thread_free.store(0, std::memory_order_relaxed);
+  page->used = 0;
+  arena_->free_span_locked(page);
+  stats::check_arena_locked(arena_);
+}
+
 TEST_F(ArenaTest, RandomOperationsKeepEveryInvariant) {
   std::mt19937 rng(12345);
   std::vector<Span*> live;
