@@ -1,12 +1,15 @@
-// mallard.cpp: the `mallard` command. `mallard run [--report[=json]] [--options K=V,...] --
-// PROGRAM ARGS...` runs any program with libmallard.so preloaded (and prints the heap report at
-// its exit); `mallard options` lists every option with its default and meaning; `mallard help`
-// explains each command. An ordinary program: it finds the library next to itself (the build
-// tree), in its installed prefix or at $MALLARD_LIB, refuses to run anything without it, and
-// execs the target, so the program's exit status and signals are the tool's.
+// mallard.cpp: the `mallard` command. `mallard run [--report[=json]] [--report-dir DIR]
+// [--options K=V,...] -- PROGRAM ARGS...` runs any program with libmallard.so preloaded (and, with
+// a report, delivers the heap report the program's exit wrote: cli/supervise.cpp); `mallard
+// options` lists every option with its default and meaning; `mallard help` explains each command.
+// An ordinary program: it finds the library next to itself (the build tree), in its installed
+// prefix or at $MALLARD_LIB, and refuses to run anything without it. Without a report it execs the
+// target; with one it runs it as a child and ends as the child ended (its exit status, or its
+// signal raised again).
 // Exit status: the program's; 2 for a usage error; 125 when the library cannot be found; 126 or
 // 127 when the program cannot be run (as a shell).
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 #include <string>
 
 #include "cli/preload_check.hpp"
+#include "cli/supervise.hpp"
 #include "config/options.hpp"
 #include "mallard/mallard.h"
 #include "os/text_writer.hpp"
@@ -34,8 +38,8 @@ constexpr int kUsageError = 2;
 constexpr int kNoLibrary = 125;
 
 const char kUsage[] =
-    "usage: mallard run [--report[=text|json]] [--report-fd N] [--options K=V,...] -- PROGRAM "
-    "[ARGS...]\n"
+    "usage: mallard run [--report[=text|json]] [--report-fd N] [--report-dir DIR]\n"
+    "                   [--options K=V,...] -- PROGRAM [ARGS...]\n"
     "       mallard options [--markdown|--man]\n"
     "       mallard lib\n"
     "       mallard help [COMMAND]\n"
@@ -57,11 +61,17 @@ const char kHelp[] =
 const char kHelpRun[] =
     "usage: mallard run [OPTIONS] [--] PROGRAM [ARGS...]\n\n"
     "Run PROGRAM (looked up in $PATH) with libmallard.so preloaded (LD_PRELOAD, before any\n"
-    "LD_PRELOAD already set). The tool execs PROGRAM: its exit status and signals are "
-    "mallard's.\n\n"
+    "LD_PRELOAD already set). PROGRAM's exit status and signals are mallard's.\n\n"
     "options:\n"
-    "  --report[=text|json]   print the heap report when PROGRAM exits (text by default)\n"
-    "  --report-fd N          write the report to file descriptor N (default 2, stderr)\n"
+    "  --report[=text|json]   print the heap report when PROGRAM exits (text by default). The\n"
+    "                         library writes it to a file (MALLARD_REPORT_DIR) that mallard\n"
+    "                         prints after PROGRAM ended, so it arrives even if PROGRAM closed\n"
+    "                         its stderr; a PROGRAM that ended without one (_exit, a signal) is\n"
+    "                         said so, with how it ended\n"
+    "  --report-fd N          print the report on mallard's descriptor N (default 2, stderr)\n"
+    "  --report-dir DIR       keep the report as DIR/PROGRAM.PID.json (or .txt with\n"
+    "                         --report=text) and print only where it is; DIR is created if\n"
+    "                         missing. Implies --report=json\n"
     "  --options K=V,...      more MALLARD_OPTIONS (see `mallard options`)\n"
     "  -h, --help             this help\n\n"
     "It refuses to run PROGRAM without Mallard: if the library cannot be found or read it exits\n"
@@ -216,6 +226,7 @@ bool is_fd_number(const std::string& s) {
 
 int run(int argc, char** argv) {
   std::string options;
+  mallard::cli::ReportPlan plan;
   int i = 0;
   for (; i < argc; ++i) {
     std::string a = argv[i];
@@ -250,15 +261,18 @@ int run(int argc, char** argv) {
       if (!is_fd_number(v))
         return usage_error("run: --report-fd: expected a file descriptor number, got " +
                            (v.empty() ? std::string("nothing") : "'" + v + "'"));
-      options += ",report_fd=" + v;
+      plan.fd = atoi(v.c_str());
+    } else if (value("--report-dir", v)) {
+      if (v.empty()) return usage_error("run: --report-dir: expected a directory, got nothing");
+      plan.dir = v;
     } else if (value("--options", v)) {
       if (v.empty())
         return usage_error("run: --options: expected KEY=VALUE[,KEY=VALUE...], got nothing");
       options += "," + v;
     } else if (a.size() > 1 && a[0] == '-') {
       return usage_error("run: unknown option '" + a +
-                         "' (expected --report[=text|json], --report-fd N, --options K=V,... "
-                         "or --help)");
+                         "' (expected --report[=text|json], --report-fd N, --report-dir DIR, "
+                         "--options K=V,... or --help)");
     } else {
       break;  // the program, without "--"
     }
@@ -271,22 +285,30 @@ int run(int argc, char** argv) {
   }
   std::string program = mallard::cli::resolve_program(argv[i]);
   if (!program.empty()) {
-    if (std::string why = mallard::cli::preload_obstacle(program); !why.empty())
+    if (std::string why = mallard::cli::preload_obstacle(program); !why.empty()) {
       fprintf(stderr, "mallard: warning: %s will run without Mallard: %s\n", program.c_str(),
               why.c_str());
+      plan.without_mallard = why;
+    }
   }
   std::string preload = *lib;
   if (const char* old = getenv("LD_PRELOAD"); old != nullptr && *old != '\0')
     preload += std::string(":") + old;
   setenv("LD_PRELOAD", preload.c_str(), 1);
-  if (options.find("report=") != std::string::npos) {
-    options += ",report_pid=" + std::to_string(getpid());  // exec keeps the pid
-  }
+  // --report-dir alone asks for the report too (JSON: files are for tools).
+  if (!plan.dir.empty() && options.find("report=") == std::string::npos) options += ",report=json";
+  bool report = options.find("report=") != std::string::npos;
   if (!options.empty()) {
     std::string all = options.substr(1);
     if (const char* old = getenv("MALLARD_OPTIONS"); old != nullptr && *old != '\0')
       all = std::string(old) + "," + all;
     setenv("MALLARD_OPTIONS", all.c_str(), 1);
+  }
+  if (report) {
+    if (fcntl(plan.fd, F_GETFD) < 0)
+      return usage_error("run: --report-fd " + std::to_string(plan.fd) +
+                         ": not an open descriptor");
+    return mallard::cli::run_and_report(argv + i, plan);
   }
   execvp(argv[i], argv + i);
   int err = errno;

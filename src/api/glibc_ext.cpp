@@ -1,16 +1,16 @@
 // glibc_ext.cpp: glibc's malloc extensions (mallopt, mallinfo, mallinfo2, malloc_trim,
-// malloc_stats, malloc_info) and Mallard's own statistics and option calls, plus the exit report.
+// malloc_stats, malloc_info) and Mallard's own statistics and option calls (the exit report is
+// api/exit_report.cpp).
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include "api/alloc_inline.hpp"
+#include "api/exit_report.hpp"
 #include "api/init.hpp"
 #include "backend/arena_registry.hpp"
 #include "backend/huge.hpp"
@@ -200,34 +200,10 @@ int malloc_info(int options, FILE* stream) noexcept MALLARD_ALIAS(mallard_malloc
 }
 #endif
 
-// The exit report of `mallard run --report` (option report=text|json).
+// Late among destructors (priority 101), after the program's own where the linker allows. Here,
+// in a file every link takes, so that a static link keeps it.
 __attribute__((destructor(101))) static void mallard_report_at_exit() {
-  if (api::g_init_state.load(std::memory_order_acquire) != 2) return;
-  long only_pid = config::options().report_pid;
-  if (only_pid != 0 && only_pid != static_cast<long>(getpid())) return;
-  long kind = config::options().report;
-  int fd = static_cast<int>(config::options().report_fd);
-  if (kind != 1 && kind != 2) return;
-  // The report must not change how the program ends: written to a pipe whose reader is gone
-  // (`mallard run --report -- prog 2>&1 | head -1`), it would raise SIGPIPE and turn the exit
-  // status into 141. SIGPIPE is blocked while writing and a SIGPIPE the write raised discarded.
-  sigset_t pipe_set, old_mask, pending;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-  sigpending(&pending);
-  bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-  if (kind == 1) mallard_print_report(fd);
-  if (kind == 2) mallard_print_stats_json(fd);
-  sigpending(&pending);
-  if (!was_pending && sigismember(&pending, SIGPIPE) == 1) {
-    timespec zero{0, 0};
-    // The raw system call: glibc's sigtimedwait is a cancellation point.
-    while (syscall(SYS_rt_sigtimedwait, &pipe_set, nullptr, &zero, _NSIG / 8) < 0 &&
-           errno == EINTR) {
-    }
-  }
-  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  api::report_at_exit();
 }
 
 MALLARD_API int mallard_check_heap() noexcept {

@@ -97,6 +97,14 @@ void write_all(int fd, const char* buf, std::size_t len);
 // Reads an environment variable without allocating (nullptr if unset).
 const char* get_env(const char* name);
 
+// Files for the exit report, with raw system calls (no cancellation point, errno kept):
+// creates `path` for writing, mode 0600, failing if it exists or is a symbolic link (-1).
+int create_new_file(const char* path);
+void close_fd(int fd);
+// rename(2): replaces `to` atomically (readers see the old file or the new one, never a part).
+bool rename_file(const char* from, const char* to);
+bool remove_file(const char* path);
+
 // Test-only fault injection, compiled in only with MALLARD_FAULT_INJECTION (the static library
 // mallard_fault_injection used by tests; never libmallard.so): when armed, the (n+1)-th of the
 // OS memory calls (mmap, mremap growth, madvise, brk) fails as if the OS had refused.

@@ -222,6 +222,28 @@ void write_all(int fd, const char* buf, std::size_t len) {
   }
 }
 
+int create_new_file(const char* path) {
+  KeepErrno keep;
+  long fd = syscall(SYS_openat, AT_FDCWD, path,
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  return fd < 0 ? -1 : static_cast<int>(fd);
+}
+
+void close_fd(int fd) {
+  KeepErrno keep;
+  syscall(SYS_close, fd);
+}
+
+bool rename_file(const char* from, const char* to) {
+  KeepErrno keep;
+  return syscall(SYS_renameat, AT_FDCWD, from, AT_FDCWD, to) == 0;
+}
+
+bool remove_file(const char* path) {
+  KeepErrno keep;
+  return syscall(SYS_unlinkat, AT_FDCWD, path, 0) == 0;
+}
+
 const char* get_env(const char* name) {
   if (environ == nullptr) return nullptr;
   std::size_t len = std::strlen(name);

@@ -26,6 +26,35 @@ void json_field(os::TextWriter& w, const char* key, std::size_t v, bool comma = 
   if (comma) w.ch(',');
 }
 
+extern "C" char* program_invocation_short_name;  // glibc's, from argv[0]
+
+const char* program_name() {
+  const char* name = program_invocation_short_name;
+  return name != nullptr && *name != '\0' ? name : "?";
+}
+
+// A JSON string: quotes, backslashes and control characters escaped (other bytes as they are).
+void json_string(os::TextWriter& w, const char* s) {
+  w.ch('"');
+  for (; *s != '\0'; ++s) {
+    auto c = static_cast<unsigned char>(*s);
+    if (c == '"' || c == '\\') {
+      w.ch('\\').ch(static_cast<char>(c));
+    } else if (c < 0x20) {
+      w.str("\\u00").ch("0123456789abcdef"[c >> 4]).ch("0123456789abcdef"[c & 15]);
+    } else {
+      w.ch(static_cast<char>(c));
+    }
+  }
+  w.ch('"');
+}
+
+// No thread ever took a heap and nothing is mapped: the program made no allocation (a preloaded
+// Mallard initializes itself at load, so that alone says nothing).
+bool made_allocations(const mallard_stats& s) {
+  return s.threads_total != 0 || s.bytes_mapped != 0 || s.huge_blocks != 0;
+}
+
 // mallopt(M_MXFAST)'s value while the option table has no `mxfast` (-1: not set).
 std::atomic<long> g_mxfast_set{-1};
 
@@ -83,7 +112,10 @@ void fill_mallinfo2(struct mallinfo2* out) {
 void write_report_text(os::TextWriter& w) {
   mallard_stats s;
   take_snapshot(&s);
-  w.str("== mallard report (pid ").u(static_cast<std::uint64_t>(getpid())).str(") ==\n");
+  w.str("== mallard report: ").str(program_name()).str(" (pid ");
+  w.u(static_cast<std::uint64_t>(getpid())).str(", Mallard " MALLARD_VERSION_STRING ") ==\n");
+  if (!made_allocations(s))
+    w.str("no allocation: the program made no allocator call that needed memory\n");
   w.str("in use now            ").bytes_human(s.bytes_in_use);
   w.str("  (small ").bytes_human(s.bytes_small).str(", large ").bytes_human(s.bytes_large);
   w.str(", huge ").bytes_human(s.bytes_huge).str(" in ").u(s.huge_blocks).str(" blocks)\n");
@@ -134,8 +166,27 @@ void write_report_json(os::TextWriter& w) {
   mallard_stats s;
   take_snapshot(&s);
   w.ch('{');
-  w.str("\"version\":\"" MALLARD_VERSION_STRING "\",");
+  json_field(w, "schema_version", kReportSchemaVersion);
+  w.str("\"version\":\"" MALLARD_VERSION_STRING "\",\"program\":");
+  json_string(w, program_name());
+  w.ch(',');
   json_field(w, "pid", static_cast<std::size_t>(getpid()));
+  json_field(w, "ppid", static_cast<std::size_t>(getppid()));
+  w.str("\"made_allocations\":").str(made_allocations(s) ? "true," : "false,");
+  w.str("\"options\":{");
+  const config::Options& o = config::options();
+  bool first_option = true;
+#define X(name, kind, def, min, max, enums, doc)                       \
+  if (!first_option) w.ch(',');                                        \
+  first_option = false;                                                \
+  w.str("\"" #name "\":");                                             \
+  if (o.name.load() < 0)                                               \
+    w.ch('-').u(static_cast<std::uint64_t>(-(o.name.load() + 1)) + 1); \
+  else                                                                 \
+    w.u(static_cast<std::uint64_t>(o.name.load()));
+#include "config/options.inc"
+#undef X
+  w.str("},");
   json_field(w, "bytes_in_use", s.bytes_in_use);
   json_field(w, "peak_bytes_in_use", s.peak_bytes_in_use);
   json_field(w, "bytes_small", s.bytes_small);

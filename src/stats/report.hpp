@@ -11,6 +11,9 @@ struct mallinfo2;
 
 namespace mallard::stats {
 
+// The exit report. The JSON form's "schema_version" changes whenever a field changes meaning or
+// goes away (fields may be added without a change); docs/observability.md lists the fields.
+inline constexpr std::size_t kReportSchemaVersion = 1;
 void write_report_text(os::TextWriter& w);
 void write_report_json(os::TextWriter& w);
 void write_malloc_stats(os::TextWriter& w);

@@ -8,6 +8,11 @@
 #            MALLARD_LIB that is not there, refuses to run the program (exit 125, one message)
 #   warn     one warning line for a static program and a setuid/setgid program of another user
 #   status   exit status and signals of the program are the tool's, also with --report
+#   transport the report always arrives (issue 13): programs that close or redirect stderr (ls,
+#            sort --parallel, xz -T2, close_range), one that made no allocation (true), through
+#            --report-fd and --report-dir; one that ends without a report (_exit, a signal, a
+#            static binary) is named with how it ended; signals sent to the tool reach the program;
+#            no temporary directory is left behind
 # shellcheck disable=SC2015  # "A && B || fail": fail when either fails
 set -eu
 mode=$1 tool=$2 static=${3:-}
@@ -177,6 +182,63 @@ EOS
     [ "$r" = "0 0" ] || fail "PIPESTATUS with 2>&1: $r"
   fi
   echo "ok: pipe"
+  ;;
+transport)
+  export TMPDIR="$tmp/t"
+  mkdir "$TMPDIR"
+  printf 'b\na\nc\n' >"$tmp/lines"
+  expect 0 "== mallard report: true (pid " "$tool" run --report -- true
+  grep -q "^no allocation: the program made no allocator call" "$tmp/err" ||
+    fail "true: no 'no allocation' line: $(cat "$tmp/err")"
+  expect 0 "== mallard report: ls (pid " "$tool" run --report -- ls /
+  expect 0 "== mallard report: sort (pid " "$tool" run --report -- sort --parallel=2 "$tmp/lines"
+  [ "$(cat "$tmp/out")" = "$(printf 'a\nb\nc')" ] || fail "sort printed $(cat "$tmp/out")"
+  if command -v xz >/dev/null 2>&1; then
+    expect 0 "== mallard report: xz (pid " "$tool" run --report -- xz -T2 -k -f "$tmp/lines"
+  fi
+  if command -v python3 >/dev/null 2>&1; then
+    expect 0 "== mallard report: python3 (pid " "$tool" run --report -- python3 -c \
+      'import os; x = [bytes(100) for i in range(1000)]; os.closerange(0, 4096)'
+  fi
+  # JSON on the tool's descriptor 3, with the schema's header.
+  "$tool" run --report=json --report-fd 3 -- true 3>"$tmp/true.json" 2>"$tmp/err" ||
+    fail "--report-fd 3: exit $?"
+  for field in '"schema_version":1' '"program":"true"' '"made_allocations":false' '"options":{'; do
+    grep -q "$field" "$tmp/true.json" || fail "true's JSON lacks $field: $(cat "$tmp/true.json")"
+  done
+  # Kept in a directory: one file per process, complete JSON, and where it is said.
+  expect 0 "mallard: report of ls (pid [0-9]*) kept in $tmp/kept/ls\.[0-9]*\.json" \
+    "$tool" run --report-dir "$tmp/kept" -- ls /
+  set -- "$tmp"/kept/ls.*.json
+  [ "$#" = 1 ] && [ -f "$1" ] || fail "--report-dir: files: $(ls -a "$tmp/kept")"
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["program"] == "ls"' \
+      "$1" || fail "--report-dir: not a JSON report: $(cat "$1")"
+  fi
+  [ -z "$(ls -A "$tmp/kept" | grep -v '^ls\.')" ] || fail "--report-dir: left $(ls -a "$tmp/kept")"
+  # Ended without a report: how, and why where known.
+  if command -v perl >/dev/null 2>&1; then
+    expect 3 "mallard: perl (pid [0-9]*) ended without a report: it exited with status 3 (through _exit" \
+      "$tool" run --report -- perl -e 'use POSIX; POSIX::_exit(3)'
+  fi
+  expect 139 "ended without a report: it was killed by signal 11 (SIGSEGV)" \
+    "$tool" run --report -- sh -c 'kill -SEGV $$'
+  if [ -n "$static" ]; then
+    expect 0 "ended without a report: it exited with status 0 (it ran without Mallard: it is statically linked" \
+      "$tool" run --report -- "$static"
+  fi
+  # A signal sent to the tool reaches the program; the tool then ends by it.
+  "$tool" run --report -- sleep 30 2>"$tmp/err" &
+  pid=$!
+  sleep 0.5
+  kill -TERM "$pid"
+  status=0
+  wait "$pid" || status=$?
+  [ "$status" = 143 ] || fail "SIGTERM to the tool: exit $status, expected 143: $(cat "$tmp/err")"
+  grep -q "sleep (pid [0-9]*) ended without a report: it was killed by signal 15" "$tmp/err" ||
+    fail "SIGTERM to the tool: $(cat "$tmp/err")"
+  [ -z "$(ls -A "$TMPDIR")" ] || fail "left in TMPDIR: $(ls -A "$TMPDIR")"
+  echo "ok: transport"
   ;;
 *) fail "unknown mode $mode" ;;
 esac

@@ -122,7 +122,7 @@ preload)
   # (ls closes stderr before it exits: the report goes to fd 3.)
   LD_PRELOAD=$lib/libmallard.so.0 MALLARD_OPTIONS=report=json,report_fd=3 ls -l / >/dev/null \
     3>"$tmp/ls.report" || fail "ls under LD_PRELOAD"
-  grep -q "{\"version\":\"$version\",\"pid\":" "$tmp/ls.report" ||
+  grep -q "\"version\":\"$version\",\"program\":\"ls\",\"pid\":" "$tmp/ls.report" ||
     fail "ls: no JSON report: $(cat "$tmp/ls.report")"
   echo "ok: ls"
   if command -v python3 >/dev/null 2>&1; then
@@ -130,7 +130,7 @@ preload)
       python3 -c 'print(sum(len(str(i)) for i in range(200000)))' 2>"$tmp/py.err") ||
       fail "python3 under LD_PRELOAD"
     [ "$out" = 1088890 ] || fail "python3 printed $out"
-    grep -q "{\"version\":\"$version\"" "$tmp/py.err" || fail "python3: no JSON report"
+    grep -q "\"version\":\"$version\"" "$tmp/py.err" || fail "python3: no JSON report"
     echo "ok: python3"
   fi
   # The installed tool finds the installed library, by its SONAME link (an upgrade that replaces
@@ -139,7 +139,7 @@ preload)
     fail "mallard lib: $("$prefix/bin/mallard" lib)"
   "$prefix/bin/mallard" run --report=json --report-fd 3 -- ls / >/dev/null 3>"$tmp/tool.report" ||
     fail "mallard run"
-  grep -q "{\"version\":\"$version\"" "$tmp/tool.report" || fail "mallard run: no report"
+  grep -q "\"version\":\"$version\"" "$tmp/tool.report" || fail "mallard run: no report"
   echo "ok: installed mallard run"
   ;;
 subdirectory)

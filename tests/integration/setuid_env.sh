@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # setuid_env.sh: a setuid-root program (PROG, linked with libmallard.a) run by user nobody must
-# ignore MALLARD_OPTIONS, MALLOC_*_ and GLIBC_TUNABLES: with report=text,report_fd=3 and fd 3
-# open on a file only root may write, the file stays empty, the options are the defaults and no
-# warning is printed. A control run of the same program, not setuid, shows the same environment
+# ignore MALLARD_OPTIONS, MALLARD_REPORT_DIR, MALLOC_*_ and GLIBC_TUNABLES: with report=text,
+# report_fd=3, fd 3 open on a file only root may write and a report directory only root may write,
+# both stay empty, the options are the defaults and no warning is printed. A control run of the same program, not setuid, shows the same environment
 # does change it. Needs root and a filesystem without nosuid; exits 77 (ctest SKIP) otherwise.
 # Usage: setuid_env.sh PROG FALLBACK_DIR   (FALLBACK_DIR: where to work if /tmp is nosuid)
 set -u
@@ -32,8 +32,10 @@ cp "$prog" "$dir/prog" && chown root:root "$dir/prog" && chmod 4755 "$dir/prog" 
   fail "cannot install the setuid program in $dir"
 "${as_nobody[@]}" test -x "$dir/prog" || skip "user nobody cannot reach $dir"
 
+mkdir "$dir/reports" && chmod 700 "$dir/reports" || fail "cannot make $dir/reports"
 vars=(
   "MALLARD_OPTIONS=report=text,report_fd=3,decay_ms=7,verbose=1,check=3,bogus=1"
+  "MALLARD_REPORT_DIR=$dir/reports"
   "MALLOC_ARENA_MAX=1" "MALLOC_MMAP_THRESHOLD_=4096" "MALLOC_TOP_PAD_=bad"
   "GLIBC_TUNABLES=glibc.malloc.trim_threshold=1:glibc.malloc.mmap_max=7"
 )
@@ -49,6 +51,10 @@ echo "--- control run (not setuid):"; echo "$control"
 grep -q '^mallard_is_malloc=1$' <<<"$control" || fail "malloc is not Mallard's in the program"
 [ "$(grep '^options:' <<<"$control")" != "$defaults" ] ||
   fail "control: the environment did not change the options (the test would prove nothing)"
+[ -n "$(ls -A "$dir/reports")" ] || fail "control: no report written in MALLARD_REPORT_DIR"
+rm -f "$dir/reports"/*
+# And without the directory, to fd 3.
+control=$(env -i "${vars[@]}" MALLARD_REPORT_DIR= "$dir/prog" 2>&1 3>>"$dir/control_report")
 [ -s "$dir/control_report" ] || fail "control: no report written to fd 3"
 
 # The case: setuid root, run by nobody, fd 3 open on a file only root may write.
@@ -68,4 +74,5 @@ if [ -s "$dir/report" ]; then
   echo "--- written to the root-only file:"; head -5 "$dir/report"
   fail "Mallard wrote into the file on fd 3"
 fi
+[ -z "$(ls -A "$dir/reports")" ] || fail "Mallard wrote into MALLARD_REPORT_DIR: $(ls -A "$dir/reports")"
 echo "OK"

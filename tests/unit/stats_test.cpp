@@ -98,12 +98,21 @@ TEST(Stats, Version) {
 TEST(Stats, TextAndJsonReports) {
   void* keep = mallard_malloc(1000);
   std::string text = capture(mallard_print_report);
-  EXPECT_NE(text.find("== mallard report"), std::string::npos) << text;
+  EXPECT_EQ(text.rfind("== mallard report: stats_test (pid ", 0), 0u) << text;
   EXPECT_NE(text.find("in use now"), std::string::npos);
   EXPECT_NE(text.find("dirty free spans"), std::string::npos);
   EXPECT_NE(text.find("size classes with pages"), std::string::npos);
   std::string json = capture(mallard_print_stats_json);
-  EXPECT_EQ(json.rfind("{\"version\":\"" MALLARD_VERSION_STRING "\",\"pid\":", 0), 0u) << json;
+  EXPECT_EQ(json.rfind("{\"schema_version\":1,\"version\":\"" MALLARD_VERSION_STRING
+                       "\",\"program\":\"stats_test\",\"pid\":",
+                       0),
+            0u)
+      << json;
+  EXPECT_NE(json.find("\"made_allocations\":true,\"options\":{\"arena_max\":"), std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"decay_ms\":" + std::to_string(mallard_option_get("decay_ms")) + ","),
+            std::string::npos)
+      << json;
   EXPECT_NE(json.find("\"bytes_in_use\":"), std::string::npos) << json;
   EXPECT_NE(json.find("\"classes\":[{\"block_size\":"), std::string::npos) << json;
   EXPECT_EQ(json.substr(json.size() - 3), "]}\n");

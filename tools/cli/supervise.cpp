@@ -1,0 +1,237 @@
+// supervise.cpp: `mallard run --report`: fork, exec, wait, then the report. Owns the report
+// directory (a private one under $TMPDIR unless --report-dir names one), signal forwarding while
+// the program runs, and ending as the program ended. An ordinary program: it may allocate.
+#include "cli/supervise.hpp"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace mallard::cli {
+namespace {
+
+volatile sig_atomic_t g_child = 0;
+
+// Signals sent to the tool by another process (kill, a service manager) go on to the program. Those
+// the terminal sends (^C, ^\) reach the program itself, as a member of the foreground process
+// group: they are not sent a second time.
+void forward(int sig, siginfo_t* info, void*) {
+  if (g_child > 0 && info != nullptr && info->si_code <= 0 && info->si_pid != g_child)
+    kill(g_child, sig);
+}
+
+constexpr int kForwarded[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT};
+
+void write_all(int fd, const char* data, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+void say(int fd, const std::string& text) {
+  write_all(fd, text.data(), text.size());
+}
+
+// The report file of process pid in dir ("PROG.PID.json" or "PROG.PID.txt"), or "".
+std::string find_report(const std::string& dir, pid_t pid) {
+  std::string tail_json = std::to_string(pid);
+  tail_json.insert(0, 1, '.');
+  std::string tail_text = tail_json;
+  tail_json.append(".json");
+  tail_text.append(".txt");
+  std::string found;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return found;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.empty() || name[0] == '.') continue;
+    for (const std::string& tail : {tail_json, tail_text}) {
+      if (name.size() > tail.size() &&
+          name.compare(name.size() - tail.size(), tail.size(), tail) == 0)
+        found = dir + "/" + name;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+bool copy_file_to(const std::string& path, int fd) {
+  int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return false;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(in, buf, sizeof buf)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    write_all(fd, buf, static_cast<size_t>(n));
+  }
+  close(in);
+  return true;
+}
+
+std::string how_it_ended(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    return "was killed by signal " + std::to_string(WTERMSIG(status)) +
+           (name != nullptr ? std::string(" (SIG") + name + ")" : std::string()) +
+           (WCOREDUMP(status) ? ", core dumped" : "");
+  }
+  return "ended with status " + std::to_string(status);
+}
+
+// Ends the tool as the program ended: its exit status, or the same signal (no second core dump).
+int end_as(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (!WIFSIGNALED(status)) return 1;
+  int sig = WTERMSIG(status);
+  rlimit no_core{0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  signal(sig, SIG_DFL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  raise(sig);
+  return 128 + sig;  // a signal whose default is to continue or be ignored
+}
+
+void remove_tree(const std::string& dir) {
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") unlink((dir + "/" + name).c_str());
+    }
+    closedir(d);
+  }
+  rmdir(dir.c_str());
+}
+
+}  // namespace
+
+int run_and_report(char** argv, const ReportPlan& plan) {
+  std::string dir = plan.dir;
+  bool keep = !dir.empty();
+  if (keep) {
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      fprintf(stderr, "mallard: --report-dir %s: %s\n", dir.c_str(), strerror(errno));
+      return 2;
+    }
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || access(dir.c_str(), W_OK) != 0) {
+      fprintf(stderr, "mallard: --report-dir %s: not a writable directory\n", dir.c_str());
+      return 2;
+    }
+    char real[PATH_MAX];
+    if (realpath(dir.c_str(), real) != nullptr) dir = real;  // the program may chdir
+  } else {
+    const char* tmp = getenv("TMPDIR");
+    std::string pattern =
+        std::string(tmp != nullptr && *tmp == '/' ? tmp : "/tmp") + "/mallard-report.XXXXXX";
+    std::vector<char> buf(pattern.begin(), pattern.end());
+    buf.push_back('\0');
+    if (mkdtemp(buf.data()) == nullptr) {
+      fprintf(stderr, "mallard: cannot create a report directory %s: %s\n", pattern.c_str(),
+              strerror(errno));
+      return 1;
+    }
+    dir = buf.data();
+  }
+  setenv("MALLARD_REPORT_DIR", dir.c_str(), 1);
+
+  // Tells the tool whether exec failed (the pipe closes on a successful exec).
+  struct sigaction sa {};
+  sa.sa_sigaction = forward;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_actions[sizeof kForwarded / sizeof kForwarded[0]];
+  for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k)
+    sigaction(kForwarded[k], &sa, &old_actions[k]);  // exec resets handlers in the program
+  int exec_pipe[2];
+  if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
+    fprintf(stderr, "mallard: pipe: %s\n", strerror(errno));
+    return 1;
+  }
+  fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "mallard: fork: %s\n", strerror(errno));
+    if (!keep) remove_tree(dir);
+    return 1;
+  }
+  if (pid == 0) {
+    close(exec_pipe[0]);
+    // Only this process reports (not the programs it starts): exec keeps the pid.
+    std::string options = getenv("MALLARD_OPTIONS") != nullptr ? getenv("MALLARD_OPTIONS") : "";
+    options += (options.empty() ? "" : ",") + std::string("report_pid=") + std::to_string(getpid());
+    setenv("MALLARD_OPTIONS", options.c_str(), 1);
+    execvp(argv[0], argv);
+    int err = errno;
+    write_all(exec_pipe[1], reinterpret_cast<const char*>(&err), sizeof err);
+    _exit(err == ENOENT ? 127 : 126);
+  }
+  g_child = pid;
+  close(exec_pipe[1]);
+  int exec_error = 0;
+  ssize_t got;
+  do {
+    got = read(exec_pipe[0], &exec_error, sizeof exec_error);
+  } while (got < 0 && errno == EINTR);
+  close(exec_pipe[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  g_child = 0;
+  for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k)
+    sigaction(kForwarded[k], &old_actions[k], nullptr);
+  if (got == static_cast<ssize_t>(sizeof exec_error)) {
+    fprintf(stderr, "mallard: cannot run %s: %s\n", argv[0], strerror(exec_error));
+    if (!keep) remove_tree(dir);
+    return exec_error == ENOENT ? 127 : 126;
+  }
+
+  // The report goes to a descriptor whose reader may be gone: no SIGPIPE for the tool.
+  struct sigaction ignore {
+  }, old_pipe{};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ignore, &old_pipe);
+  std::string report = find_report(dir, pid);
+  std::string program = argv[0];
+  if (report.empty()) {
+    say(plan.fd, "mallard: " + program + " (pid " + std::to_string(pid) +
+                     ") ended without a report: it " + how_it_ended(status) +
+                     (!plan.without_mallard.empty()
+                          ? " (it ran without Mallard: " + plan.without_mallard + ")"
+                      : WIFSIGNALED(status) ? ""
+                                            : " (through _exit, or after an exec of a program "
+                                              "Mallard is not preloaded into)") +
+                     "\n");
+  } else if (keep) {
+    say(plan.fd, "mallard: report of " + program + " (pid " + std::to_string(pid) + ") kept in " +
+                     report + "\n");
+  } else {
+    copy_file_to(report, plan.fd);
+  }
+  if (!keep) remove_tree(dir);
+  sigaction(SIGPIPE, &old_pipe, nullptr);
+  return end_as(status);
+}
+
+}  // namespace mallard::cli
