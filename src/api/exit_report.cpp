@@ -19,33 +19,12 @@
 #include "config/options.hpp"
 #include "mallard/mallard.h"
 #include "os/os.hpp"
+#include "os/text_writer.hpp"
 
 extern "C" char* program_invocation_short_name;  // glibc's, from argv[0]
 
 namespace mallard::api {
 namespace {
-
-// Appends s to buf (capacity cap, NUL-terminated); false if it does not fit.
-bool append(char* buf, std::size_t cap, std::size_t& len, const char* s) {
-  std::size_t n = std::strlen(s);
-  if (len + n + 1 > cap) return false;
-  std::memcpy(buf + len, s, n + 1);
-  len += n;
-  return true;
-}
-
-bool append_number(char* buf, std::size_t cap, std::size_t& len, std::uint64_t v) {
-  char digits[24];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  char text[24];
-  for (int i = 0; i < n; ++i) text[i] = digits[n - 1 - i];
-  text[n] = '\0';
-  return append(buf, cap, len, text);
-}
 
 const char* program_name() {
   const char* name = program_invocation_short_name;
@@ -57,20 +36,24 @@ void write_report(int fd, long kind) {
   if (kind == 2) mallard_print_stats_json(fd);
 }
 
+// Formats DIR/PREFIX PROG.PID SUFFIX into out (NUL-terminated); false if it does not fit.
+bool report_path(char (&out)[PATH_MAX], const char* dir, const char* prefix, const char* suffix) {
+  // The writer's buffer (2 KiB) truncates: a longer path is refused before.
+  if (std::strlen(dir) + std::strlen(program_name()) + 64 >= 2048) return false;
+  os::TextWriter w(-1);
+  w.str(dir).ch('/').str(prefix).str(program_name()).ch('.');
+  w.u(static_cast<std::uint64_t>(getpid())).str(suffix);
+  std::memcpy(out, w.data(), w.size());
+  out[w.size()] = '\0';
+  return true;
+}
+
 // DIR/PROG.PID.EXT through DIR/.PROG.PID.tmp; false if the file could not be written.
 bool write_report_file(const char* dir, long kind) {
   char path[PATH_MAX], tmp[PATH_MAX];
-  std::size_t plen = 0, tlen = 0;
-  auto pid = static_cast<std::uint64_t>(getpid());
-  bool ok = append(path, sizeof path, plen, dir) && append(path, sizeof path, plen, "/") &&
-            append(tmp, sizeof tmp, tlen, path) && append(tmp, sizeof tmp, tlen, ".") &&
-            append(path, sizeof path, plen, program_name()) &&
-            append(tmp, sizeof tmp, tlen, program_name()) && append(path, sizeof path, plen, ".") &&
-            append(tmp, sizeof tmp, tlen, ".") && append_number(path, sizeof path, plen, pid) &&
-            append_number(tmp, sizeof tmp, tlen, pid) &&
-            append(path, sizeof path, plen, kind == 2 ? ".json" : ".txt") &&
-            append(tmp, sizeof tmp, tlen, ".tmp");
-  if (!ok) return false;
+  if (!report_path(path, dir, "", kind == 2 ? ".json" : ".txt") ||
+      !report_path(tmp, dir, ".", ".tmp"))
+    return false;
   int fd = os::create_new_file(tmp);
   if (fd < 0) {
     os::remove_file(tmp);  // left by an earlier process with this pid
