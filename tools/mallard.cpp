@@ -38,7 +38,7 @@ constexpr int kUsageError = 2;
 constexpr int kNoLibrary = 125;
 
 const char kUsage[] =
-    "usage: mallard run [--report[=text|json]] [--report-fd N] [--report-dir DIR]\n"
+    "usage: mallard run [--report[=text|json]] [--report-fd N] [--report-dir DIR] [--children]\n"
     "                   [--options K=V,...] -- PROGRAM [ARGS...]\n"
     "       mallard options [--markdown|--man]\n"
     "       mallard lib\n"
@@ -72,6 +72,11 @@ const char kHelpRun[] =
     "  --report-dir DIR       keep the report as DIR/PROGRAM.PID.json (or .txt with\n"
     "                         --report=text) and print only where it is; DIR is created if\n"
     "                         missing. Implies --report=json\n"
+    "  --children             every process PROGRAM starts reports too (exec, fork): mallard\n"
+    "                         waits for all of them, prints one line per process (pid, parent,\n"
+    "                         program, peak RSS, bytes in use at exit, command line or how it\n"
+    "                         ended without a report), then the full report of the one with the\n"
+    "                         largest peak RSS. Implies --report\n"
     "  --options K=V,...      more MALLARD_OPTIONS (see `mallard options`)\n"
     "  -h, --help             this help\n\n"
     "It refuses to run PROGRAM without Mallard: if the library cannot be found or read it exits\n"
@@ -262,6 +267,8 @@ int run(int argc, char** argv) {
         return usage_error("run: --report-fd: expected a file descriptor number, got " +
                            (v.empty() ? std::string("nothing") : "'" + v + "'"));
       plan.fd = atoi(v.c_str());
+    } else if (a == "--children") {
+      plan.children = true;
     } else if (value("--report-dir", v)) {
       if (v.empty()) return usage_error("run: --report-dir: expected a directory, got nothing");
       plan.dir = v;
@@ -270,9 +277,10 @@ int run(int argc, char** argv) {
         return usage_error("run: --options: expected KEY=VALUE[,KEY=VALUE...], got nothing");
       options += "," + v;
     } else if (a.size() > 1 && a[0] == '-') {
-      return usage_error("run: unknown option '" + a +
-                         "' (expected --report[=text|json], --report-fd N, --report-dir DIR, "
-                         "--options K=V,... or --help)");
+      return usage_error(
+          "run: unknown option '" + a +
+          "' (expected --report[=text|json], --report-fd N, --report-dir DIR, --children, "
+          "--options K=V,... or --help)");
     } else {
       break;  // the program, without "--"
     }
@@ -297,6 +305,7 @@ int run(int argc, char** argv) {
   setenv("LD_PRELOAD", preload.c_str(), 1);
   // --report-dir alone asks for the report too (JSON: files are for tools).
   if (!plan.dir.empty() && options.find("report=") == std::string::npos) options += ",report=json";
+  if (plan.children && options.find("report=") == std::string::npos) options += ",report=text";
   bool report = options.find("report=") != std::string::npos;
   if (!options.empty()) {
     std::string all = options.substr(1);

@@ -3,12 +3,17 @@
 // where. With MALLARD_REPORT_DIR (set by `mallard run`), the report is a file DIR/PROG.PID.json
 // (or .txt), written under a hidden temporary name in DIR and renamed, so that nothing the program
 // does to its descriptors can lose it and a reader never sees half of it; otherwise it goes to
-// report_fd. Must never allocate, raise SIGPIPE or block in a cancellation point.
+// report_fd. Every reporting process also keeps a record DIR/PROG.PID.proc (key=value lines: pid,
+// ppid, program, state started|exited, at exit its figures, last its command line), written when
+// it starts (or is forked) and again at exit, so that `mallard run --children` can list the
+// processes that ended without a report. Must never allocate, raise SIGPIPE or block in a
+// cancellation point.
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -31,6 +36,18 @@ const char* program_name() {
   return name != nullptr && *name != '\0' && std::strchr(name, '/') == nullptr ? name : "program";
 }
 
+// MALLARD_REPORT_DIR if this process reports into it (report set, report_pid this process or 0,
+// not a setuid program: config::load_options_from_environment ignores the environment too).
+const char* report_dir() {
+  long kind = config::options().report;
+  if (kind != 1 && kind != 2) return nullptr;
+  long only_pid = config::options().report_pid;
+  if (only_pid != 0 && only_pid != static_cast<long>(getpid())) return nullptr;
+  if (config::secure_execution()) return nullptr;
+  const char* dir = os::get_env("MALLARD_REPORT_DIR");
+  return dir != nullptr && *dir != '\0' ? dir : nullptr;
+}
+
 void write_report(int fd, long kind) {
   if (kind == 1) mallard_print_report(fd);
   if (kind == 2) mallard_print_stats_json(fd);
@@ -48,26 +65,79 @@ bool report_path(char (&out)[PATH_MAX], const char* dir, const char* prefix, con
   return true;
 }
 
-// DIR/PROG.PID.EXT through DIR/.PROG.PID.tmp; false if the file could not be written.
-bool write_report_file(const char* dir, long kind) {
+// Writes DIR/PROG.PID<suffix> through DIR/.PROG.PID<suffix>.tmp with write(fd); false if the
+// file could not be written.
+template <typename Write>
+bool write_atomically(const char* dir, const char* suffix, Write write) {
   char path[PATH_MAX], tmp[PATH_MAX];
-  if (!report_path(path, dir, "", kind == 2 ? ".json" : ".txt") ||
-      !report_path(tmp, dir, ".", ".tmp"))
-    return false;
+  char tmp_suffix[16];
+  std::size_t n = std::strlen(suffix);
+  if (n + 5 > sizeof tmp_suffix) return false;
+  std::memcpy(tmp_suffix, suffix, n);
+  std::memcpy(tmp_suffix + n, ".tmp", 5);
+  if (!report_path(path, dir, "", suffix) || !report_path(tmp, dir, ".", tmp_suffix)) return false;
   int fd = os::create_new_file(tmp);
   if (fd < 0) {
     os::remove_file(tmp);  // left by an earlier process with this pid
     fd = os::create_new_file(tmp);
     if (fd < 0) return false;
   }
-  write_report(fd, kind);
+  write(fd);
   os::close_fd(fd);
   if (os::rename_file(tmp, path)) return true;
   os::remove_file(tmp);
   return false;
 }
 
+// When this process (or program, after an exec) started: CLOCK_MONOTONIC nanoseconds, which
+// order the records of one pid (the programs it went through by exec).
+std::uint64_t g_start_ns = 0;
+
+std::uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// The process record DIR/PROG.PID.proc; at exit with the figures and the report's file name.
+void write_process_record(const char* dir, bool at_exit, long kind) {
+  write_atomically(dir, ".proc", [&](int fd) {
+    os::TextWriter w(fd);
+    w.str("pid=").u(static_cast<std::uint64_t>(getpid())).ch('\n');
+    w.str("ppid=").u(static_cast<std::uint64_t>(getppid())).ch('\n');
+    w.str("program=").str(program_name()).ch('\n');
+    w.str("state=").str(at_exit ? "exited" : "started").ch('\n');
+    w.str("start_ns=").u(g_start_ns).ch('\n');
+    if (at_exit) {
+      mallard_stats s;
+      mallard_get_stats(&s);
+      w.str("peak_resident=").u(s.peak_resident).ch('\n');
+      w.str("resident=").u(s.bytes_resident).ch('\n');
+      w.str("bytes_in_use=").u(s.bytes_in_use).ch('\n');
+      w.str("bytes_mapped=").u(s.bytes_mapped).ch('\n');
+      w.str("report=").str(program_name()).ch('.').u(static_cast<std::uint64_t>(getpid()));
+      w.str(kind == 2 ? ".json" : ".txt").ch('\n');
+    }
+    // The command line, its arguments separated by spaces (last: it may be long, and is cut).
+    char cmdline[1024];
+    long len = os::read_file("/proc/self/cmdline", cmdline, sizeof cmdline);
+    w.str("cmdline=");
+    for (long i = 0; i < len; ++i) {
+      char c = cmdline[i];
+      w.ch(c == '\0' || c == '\n' ? ' ' : c);
+    }
+    w.ch('\n');
+  });
+}
+
 }  // namespace
+
+void record_process_start() {
+  if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  g_start_ns = monotonic_ns();
+  if (const char* dir = report_dir()) write_process_record(dir, false, config::options().report);
+}
 
 void report_at_exit() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
@@ -75,9 +145,14 @@ void report_at_exit() {
   if (only_pid != 0 && only_pid != static_cast<long>(getpid())) return;
   long kind = config::options().report;
   if (kind != 1 && kind != 2) return;
-  // A setuid program ignores the environment (config::load_options_from_environment does too).
-  const char* dir = config::secure_execution() ? nullptr : os::get_env("MALLARD_REPORT_DIR");
-  if (dir != nullptr && *dir != '\0' && write_report_file(dir, kind)) return;
+  if (const char* dir = report_dir()) {
+    bool written = write_atomically(dir, kind == 2 ? ".json" : ".txt",
+                                    [&](int fd) { write_report(fd, kind); });
+    if (written) {
+      write_process_record(dir, true, kind);
+      return;
+    }
+  }
   // To a descriptor, the report must not change how the program ends: written to a pipe whose
   // reader is gone (`mallard run --report -- prog 2>&1 | head -1`), it would raise SIGPIPE and turn
   // the exit status into 141. SIGPIPE is blocked while writing and a SIGPIPE the write raised

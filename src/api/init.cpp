@@ -16,6 +16,7 @@
 #include <sys/single_threaded.h>
 
 #include "api/alloc_inline.hpp"
+#include "api/exit_report.hpp"
 #include "backend/arena_registry.hpp"
 #include "backend/huge.hpp"
 #include "backend/meta_pool.hpp"
@@ -61,6 +62,8 @@ bool holding_for_fork() {
   return os::in_fork_window();
 }
 
+void after_fork_child_locks();
+
 void before_fork() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
   if (holding_for_fork()) {  // a fork from inside another fork's window: everything is held
@@ -95,6 +98,11 @@ void after_fork_parent() {
 
 void after_fork_child() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  after_fork_child_locks();
+  record_process_start();  // a new process: `mallard run --children` lists it
+}
+
+void after_fork_child_locks() {
   if (!holding_for_fork()) {
     // Nothing was locked; only the surviving thread's new thread id matters (its heap's
     // liveness mutex names the parent's thread).
@@ -141,7 +149,10 @@ void initialize_slow() {
     }
   }
   // Outside the lock: registering may itself allocate.
-  if (first) register_fork_handlers();
+  if (first) {
+    register_fork_handlers();
+    record_process_start();
+  }
 }
 
 // At load time, before the program's constructors where the loader allows: our prepare handler

@@ -239,6 +239,10 @@ bool rename_file(const char* from, const char* to) {
   return syscall(SYS_renameat, AT_FDCWD, from, AT_FDCWD, to) == 0;
 }
 
+long read_file(const char* path, char* buf, std::size_t cap) {
+  return read_small_file(path, buf, cap);
+}
+
 bool remove_file(const char* path) {
   KeepErrno keep;
   return syscall(SYS_unlinkat, AT_FDCWD, path, 0) == 0;

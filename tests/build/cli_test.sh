@@ -13,6 +13,8 @@
 #            --report-fd and --report-dir; one that ends without a report (_exit, a signal, a
 #            static binary) is named with how it ended; signals sent to the tool reach the program;
 #            no temporary directory is left behind
+#   children --children: every process of the tree is listed (exec, fork, _exit, orphans the tool
+#            waits for), gcc's cc1 with its figures and its full report
 # shellcheck disable=SC2015  # "A && B || fail": fail when either fails
 set -eu
 mode=$1 tool=$2 static=${3:-}
@@ -239,6 +241,44 @@ transport)
     fail "SIGTERM to the tool: $(cat "$tmp/err")"
   [ -z "$(ls -A "$TMPDIR")" ] || fail "left in TMPDIR: $(ls -A "$TMPDIR")"
   echo "ok: transport"
+  ;;
+children)
+  export TMPDIR="$tmp/t"
+  mkdir "$TMPDIR"
+  command -v perl >/dev/null 2>&1 || {
+    echo "skipped: no perl"
+    exit 77
+  }
+  # ls reports; perl ends with _exit; sh replaces itself by true; an orphan (sleep, then ls)
+  # still running when sh ends is waited for: 7 programs (the subshell and sleep too).
+  expect 0 "" "$tool" run --children -- sh -c \
+    'ls / >/dev/null; perl -e "use POSIX; POSIX::_exit(0)"; (sleep 0.3; ls / >/dev/null) & exec true'
+  cat "$tmp/err"
+  grep -q "^mallard: 7 programs ran under Mallard (sh, pid [0-9]*, exited with status 0):" \
+    "$tmp/err" || fail "children: no summary line"
+  [ "$(grep -c '^ *[0-9]* *[0-9]*  ls  .*iB .*iB  ls /' "$tmp/err")" = 2 ] ||
+    fail "children: not two ls lines with figures"
+  grep -q '^ *[0-9]* *[0-9]*  perl  .*ended without a report (_exit' "$tmp/err" ||
+    fail "children: perl's _exit not listed"
+  grep -q '^ *[0-9]* *[0-9]*  sh  .*replaced itself by true (exec)' "$tmp/err" ||
+    fail "children: sh's exec not listed"
+  grep -q '^ *[0-9]* *[0-9]*  true  .*  true$' "$tmp/err" || fail "children: true not listed"
+  grep -q "^mallard: the report of .* (pid [0-9]*), the largest peak RSS:" "$tmp/err" ||
+    fail "children: no full report"
+  if command -v gcc >/dev/null 2>&1; then
+    printf 'int twice(int x) { return 2 * x; }\n' >"$tmp/x.c"
+    expect 0 "" "$tool" run --children -- gcc -O2 -c "$tmp/x.c" -o "$tmp/x.o"
+    grep -q '^ *[0-9]* *[0-9]*  cc1  .*MiB .*iB  .*/cc1 ' "$tmp/err" ||
+      fail "children: cc1 not listed with its figures: $(cat "$tmp/err")"
+    grep -q "^== mallard report: cc1 (pid " "$tmp/err" ||
+      fail "children: cc1's report not shown: $(cat "$tmp/err")"
+    # Kept: one report and one record per process.
+    expect 0 "^mallard: reports kept in $tmp/kept" \
+      "$tool" run --children --report-dir "$tmp/kept" -- gcc -O2 -c "$tmp/x.c" -o "$tmp/x.o"
+    ls "$tmp"/kept/cc1.*.json >/dev/null 2>&1 || fail "children: no cc1 report in $tmp/kept"
+  fi
+  [ -z "$(ls -A "$TMPDIR")" ] || fail "left in TMPDIR: $(ls -A "$TMPDIR")"
+  echo "ok: children"
   ;;
 *) fail "unknown mode $mode" ;;
 esac

@@ -10,11 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -124,6 +126,128 @@ void remove_tree(const std::string& dir) {
   rmdir(dir.c_str());
 }
 
+// A process record DIR/PROG.PID.proc (api/exit_report.cpp writes it: key=value lines).
+struct ProcRecord {
+  long pid = 0, ppid = 0;
+  std::string program, state, report, cmdline;
+  unsigned long long start_ns = 0, peak_resident = 0, bytes_in_use = 0;
+};
+
+std::vector<ProcRecord> read_records(const std::string& dir) {
+  std::vector<ProcRecord> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.empty() || name[0] == '.' || name.size() < 6 ||
+        name.compare(name.size() - 5, 5, ".proc") != 0)
+      continue;
+    FILE* f = fopen((dir + "/" + name).c_str(), "r");
+    if (f == nullptr) continue;
+    ProcRecord r;
+    char line[4096];
+    while (fgets(line, sizeof line, f) != nullptr) {
+      std::string l = line;
+      if (!l.empty() && l.back() == '\n') l.pop_back();
+      std::string::size_type eq = l.find('=');
+      if (eq == std::string::npos) continue;
+      std::string key = l.substr(0, eq), value = l.substr(eq + 1);
+      if (key == "pid") r.pid = atol(value.c_str());
+      if (key == "ppid") r.ppid = atol(value.c_str());
+      if (key == "program") r.program = value;
+      if (key == "state") r.state = value;
+      if (key == "report") r.report = value;
+      if (key == "cmdline") r.cmdline = value;
+      if (key == "start_ns") r.start_ns = strtoull(value.c_str(), nullptr, 10);
+      if (key == "peak_resident") r.peak_resident = strtoull(value.c_str(), nullptr, 10);
+      if (key == "bytes_in_use") r.bytes_in_use = strtoull(value.c_str(), nullptr, 10);
+    }
+    fclose(f);
+    if (r.pid > 0) out.push_back(r);
+  }
+  closedir(d);
+  // In the order the processes (and the programs of one process, exec by exec) started.
+  std::sort(out.begin(), out.end(), [](const ProcRecord& a, const ProcRecord& b) {
+    return a.start_ns != b.start_ns ? a.start_ns < b.start_ns : a.pid < b.pid;
+  });
+  return out;
+}
+
+std::string human_bytes(unsigned long long v) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double x = static_cast<double>(v);
+  int u = 0;
+  while (x >= 1024 && u < 4) {
+    x /= 1024;
+    ++u;
+  }
+  char buf[32];
+  snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", x, units[u]);
+  return buf;
+}
+
+std::string cut(const std::string& text, size_t most) {
+  std::string t = text;
+  while (!t.empty() && t.back() == ' ') t.pop_back();
+  return t.size() <= most ? t : t.substr(0, most - 3) + "...";
+}
+
+// --children: one line per process of the tree, then the full report of the one whose peak RSS
+// was largest (or, with --report-dir, where the reports are).
+void deliver_children(const std::string& dir, bool keep, pid_t child, int status,
+                      const std::string& program, const ReportPlan& plan) {
+  std::vector<ProcRecord> records = read_records(dir);
+  char line[512];
+  say(plan.fd, "mallard: " + std::to_string(records.size()) + " program" +
+                   (records.size() == 1 ? "" : "s") + " ran under Mallard (" + program + ", pid " +
+                   std::to_string(child) + ", " + how_it_ended(status) + "):\n");
+  snprintf(line, sizeof line, "  %7s %7s  %-16s %10s %14s  %s\n", "PID", "PPID", "PROGRAM",
+           "PEAK RSS", "IN USE AT EXIT", "COMMAND LINE, OR HOW IT ENDED");
+  say(plan.fd, line);
+  const ProcRecord* largest = nullptr;
+  bool child_seen = false;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const ProcRecord& r = records[i];
+    if (r.pid == child) child_seen = true;
+    std::string peak = "-", in_use = "-", what;
+    if (r.state == "exited") {
+      peak = human_bytes(r.peak_resident);
+      in_use = human_bytes(r.bytes_in_use);
+      what = cut(r.cmdline, 60);
+      if (largest == nullptr || r.peak_resident > largest->peak_resident) largest = &r;
+    } else {
+      const ProcRecord* next = nullptr;  // a later program of the same process: an exec
+      for (size_t j = i + 1; j < records.size() && next == nullptr; ++j)
+        if (records[j].pid == r.pid) next = &records[j];
+      if (next != nullptr)
+        what = "replaced itself by " + next->program + " (exec)";
+      else if (r.pid == child)
+        what = "ended without a report: it " + how_it_ended(status);
+      else
+        what =
+            "ended without a report (_exit, a signal, or an exec of a program Mallard is "
+            "not preloaded into)";
+    }
+    snprintf(line, sizeof line, "  %7ld %7ld  %-16s %10s %14s  ", r.pid, r.ppid,
+             cut(r.program, 16).c_str(), peak.c_str(), in_use.c_str());
+    say(plan.fd, line + what + "\n");
+  }
+  if (!child_seen) {
+    say(plan.fd,
+        "mallard: " + program + " (pid " + std::to_string(child) +
+            ") ran without Mallard and ended without a report: it " + how_it_ended(status) +
+            (plan.without_mallard.empty() ? "" : " (" + plan.without_mallard + ")") + "\n");
+  }
+  if (keep) {
+    say(plan.fd, "mallard: reports kept in " + dir + "\n");
+    return;
+  }
+  if (largest != nullptr) {
+    say(plan.fd, "mallard: the report of " + largest->program + " (pid " +
+                     std::to_string(largest->pid) + "), the largest peak RSS:\n");
+    copy_file_to(dir + "/" + largest->report, plan.fd);
+  }
+}
 }  // namespace
 
 int run_and_report(char** argv, const ReportPlan& plan) {
@@ -169,6 +293,7 @@ int run_and_report(char** argv, const ReportPlan& plan) {
     fprintf(stderr, "mallard: pipe: %s\n", strerror(errno));
     return 1;
   }
+  if (plan.children) prctl(PR_SET_CHILD_SUBREAPER, 1);
   fflush(nullptr);
   pid_t pid = fork();
   if (pid < 0) {
@@ -180,8 +305,11 @@ int run_and_report(char** argv, const ReportPlan& plan) {
     close(exec_pipe[0]);
     // Only this process reports (not the programs it starts): exec keeps the pid.
     std::string options = getenv("MALLARD_OPTIONS") != nullptr ? getenv("MALLARD_OPTIONS") : "";
-    options += (options.empty() ? "" : ",") + std::string("report_pid=") + std::to_string(getpid());
-    setenv("MALLARD_OPTIONS", options.c_str(), 1);
+    if (!plan.children) {
+      options +=
+          (options.empty() ? "" : ",") + std::string("report_pid=") + std::to_string(getpid());
+      setenv("MALLARD_OPTIONS", options.c_str(), 1);
+    }
     execvp(argv[0], argv);
     int err = errno;
     write_all(exec_pipe[1], reinterpret_cast<const char*>(&err), sizeof err);
@@ -197,6 +325,11 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   close(exec_pipe[0]);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  // --children: the orphaned descendants are the tool's now (a subreaper): their reports are
+  // complete once they have all ended.
+  for (int other; plan.children;) {
+    if (waitpid(-1, &other, 0) < 0 && errno != EINTR) break;
   }
   g_child = 0;
   for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k)
@@ -214,7 +347,9 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   sigaction(SIGPIPE, &ignore, &old_pipe);
   std::string report = find_report(dir, pid);
   std::string program = argv[0];
-  if (report.empty()) {
+  if (plan.children) {
+    deliver_children(dir, keep, pid, status, program, plan);
+  } else if (report.empty()) {
     say(plan.fd, "mallard: " + program + " (pid " + std::to_string(pid) +
                      ") ended without a report: it " + how_it_ended(status) +
                      (!plan.without_mallard.empty()

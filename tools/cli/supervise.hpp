@@ -11,6 +11,7 @@ struct ReportPlan {
   std::string dir;  // keep the reports here (--report-dir); empty: a private temporary directory
   int fd = 2;       // the tool's descriptor the report (or where it was kept) is written to
   std::string without_mallard;  // why the loader will not preload Mallard into the program, if so
+  bool children = false;        // every process of the tree reports (--children)
 };
 
 // Runs argv[0] (looked up in $PATH) with argv, the environment already prepared (LD_PRELOAD,
