@@ -101,10 +101,13 @@ typedef struct mallard_stats {
 /* Fills *out with an exact snapshot (walks every arena under its lock). Returns 0. */
 int mallard_get_stats(mallard_stats* out) MALLARD_NOTHROW;
 
-/* Writes the human-readable report (what `mallard run --report` prints) to file descriptor fd. */
+/* Writes the human-readable report (what `mallard run --report` prints) to file descriptor fd:
+ * the heap now, where the process's RSS is (it reads /proc/self/smaps and calls mincore over
+ * Mallard's segments: milliseconds for a large heap, about 10 KiB of stack) and the snapshot of
+ * the peak (docs/observability.md). */
 void mallard_print_report(int fd) MALLARD_NOTHROW;
 
-/* Writes the statistics as one JSON object to fd. */
+/* Writes the same report as one JSON object to fd ("schema_version":1; docs/observability.md). */
 void mallard_print_stats_json(int fd) MALLARD_NOTHROW;
 
 /* ---- options ----

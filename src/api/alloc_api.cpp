@@ -13,6 +13,7 @@
 #include "backend/huge.hpp"
 #include "frontend/block.hpp"
 #include "os/units.hpp"
+#include "stats/peak.hpp"
 
 using namespace mallard;
 
@@ -33,12 +34,18 @@ void* realloc_resize_or_move(void* p, std::size_t n, const BlockRef& block) {
     case BlockKind::kSmall:
       break;
     case BlockKind::kLarge:
-      if (n > kSmallMax && !huge::wants(n) && resize_large_in_place(block, n)) return p;
+      if (n > kSmallMax && !huge::wants(n) && resize_large_in_place(block, n)) {
+        stats::watch_peak();  // a slow path: the heap may have grown
+        return p;
+      }
       break;
     case BlockKind::kHuge:
       if (n > kSmallMax && huge::wants(n)) {
         void* q = huge::reallocate(block.segment, n);
-        if (q != nullptr) return q;
+        if (q != nullptr) {
+          stats::watch_peak();
+          return q;
+        }
       }
       break;
   }

@@ -17,6 +17,7 @@
 #include "os/keep_errno.hpp"
 #include "os/units.hpp"
 #include "stats/heap_check.hpp"
+#include "stats/peak.hpp"
 
 namespace mallard::api {
 
@@ -68,6 +69,7 @@ void* malloc_small_slow(unsigned size_class) noexcept {
             : h == &g_exited_heap ? heap_registry::late_malloc_small(size_class)
                                   : h->malloc_refill(size_class);
   purger::maybe_start();  // opt-in; here no allocator lock is held, and never from free
+  stats::watch_peak();    // likewise
   errno = p == nullptr ? ENOMEM : saved_errno;
   return p;
 }
@@ -85,6 +87,7 @@ void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept {
   if (huge::wants(n)) p = huge::allocate(n, alignment < 16 ? 16 : alignment);
   if (p == nullptr) p = alloc_large(n, alignment, zero);
   purger::maybe_start();  // opt-in; here no allocator lock is held, and never from free
+  stats::watch_peak();    // likewise
   errno = p == nullptr ? ENOMEM : saved_errno;
   return p;
 }

@@ -26,6 +26,7 @@
 #include "frontend/thread_heap.hpp"
 #include "os/lock.hpp"
 #include "os/os.hpp"
+#include "stats/peak.hpp"
 
 // glibc's stdio list lock (exported by libc.so.6 since 2.2.5; weak, so a libc without them only
 // loses the ordering). glibc's fork takes it after the prepare handlers and before its own malloc
@@ -99,6 +100,7 @@ void after_fork_parent() {
 void after_fork_child() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
   after_fork_child_locks();
+  stats::reset_peak_in_child();
   record_process_start();  // a new process: `mallard run --children` lists it
 }
 

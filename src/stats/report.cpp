@@ -10,6 +10,8 @@
 #include "backend/arena_registry.hpp"
 #include "backend/huge.hpp"
 #include "config/options.hpp"
+#include "stats/peak.hpp"
+#include "stats/rss_split.hpp"
 #include "stats/snapshot.hpp"
 
 namespace mallard::stats {
@@ -53,6 +55,92 @@ void json_string(os::TextWriter& w, const char* s) {
 // Mallard initializes itself at load, so that alone says nothing).
 bool made_allocations(const mallard_stats& s) {
   return s.threads_total != 0 || s.bytes_mapped != 0 || s.huge_blocks != 0;
+}
+
+// A row "  LABEL  VALUE  NOTE", written only when the value is not 0.
+void row(os::TextWriter& w, const char* label, std::size_t bytes, const char* note) {
+  if (bytes == 0) return;
+  line(w, label, bytes);
+  w.str("  ").str(note).ch('\n');
+}
+
+bool program_is(const char* prefix) {
+  return std::strncmp(program_name(), prefix, std::strlen(prefix)) == 0;
+}
+
+// The RSS split (rss_split.hpp): the rows that hold anything.
+void write_rss_split_text(os::TextWriter& w, const RssSplit& r) {
+  if (!r.known) {
+    w.str("  (where it is: /proc/self/smaps is not readable)\n");
+    return;
+  }
+  row(w, "in Mallard's heap", r.mallard, "resident pages of its segments and huge blocks");
+  if (r.files != 0) {
+    line(w, "file mappings", r.files);
+    w.str("  the program, its libraries, mapped files; largest:");
+    const char* sep = " ";
+    for (const LargestMapping& m : r.largest_files) {
+      if (m.rss == 0) continue;
+      w.str(sep).str(m.name).ch(' ').bytes_human(m.rss);
+      sep = ", ";
+    }
+    w.ch('\n');
+  }
+  if (r.anonymous != 0) {
+    line(w, "other anonymous", r.anonymous);
+    w.str("  ").u(r.anonymous_count).str(" mappings Mallard does not own (other allocators, ");
+    w.str("thread stacks, JIT code); largest");
+    for (const LargestMapping& m : r.largest_anonymous) {
+      if (m.rss == 0) continue;
+      w.ch(' ').bytes_human(m.rss).str(" at ").hex(m.start);
+      if (m.name[0] != '\0') w.ch(' ').str(m.name);
+    }
+    w.ch('\n');
+  }
+  row(w, "brk not Mallard's", r.brk_other, "[heap] pages another sbrk user holds");
+  row(w, "main thread stack", r.stack, "[stack]");
+  row(w, "kernel mappings", r.other, "[vdso], [vvar]...");
+  if (program_is("python") && r.anonymous > r.mallard)
+    w.str(
+        "  hint: Python keeps its small objects in arenas it maps itself (pymalloc, in \"other "
+        "anonymous\"): run it with PYTHONMALLOC=malloc to have them in Mallard's heap\n");
+}
+
+void write_rss_split_json(os::TextWriter& w, const RssSplit& r) {
+  w.str("\"rss\":{");
+  w.str("\"known\":").str(r.known ? "true," : "false,");
+  json_field(w, "total", r.total);
+  json_field(w, "mallard", r.mallard);
+  json_field(w, "files", r.files);
+  json_field(w, "anonymous", r.anonymous);
+  json_field(w, "anonymous_mappings", r.anonymous_count);
+  json_field(w, "brk_other", r.brk_other);
+  json_field(w, "stack", r.stack);
+  json_field(w, "kernel", r.other);
+  w.str("\"largest_files\":[");
+  bool first = true;
+  for (const LargestMapping& m : r.largest_files) {
+    if (m.rss == 0) continue;
+    w.str(first ? "{" : ",{").str("\"name\":");
+    json_string(w, m.name);
+    w.ch(',');
+    json_field(w, "rss", m.rss, false);
+    w.ch('}');
+    first = false;
+  }
+  w.str("],\"largest_anonymous\":[");
+  first = true;
+  for (const LargestMapping& m : r.largest_anonymous) {
+    if (m.rss == 0) continue;
+    w.str(first ? "{" : ",{").str("\"name\":");
+    json_string(w, m.name);
+    w.ch(',');
+    json_field(w, "start", m.start);
+    json_field(w, "rss", m.rss, false);
+    w.ch('}');
+    first = false;
+  }
+  w.str("]},");
 }
 
 // mallopt(M_MXFAST)'s value while the option table has no `mxfast` (-1: not set).
@@ -109,6 +197,72 @@ void fill_mallinfo2(struct mallinfo2* out) {
   out->keepcost = s.bytes_dirty;
 }
 
+namespace {
+
+// The rows of "where the mapped memory is" (and of the peak), those that hold anything.
+void write_heap_rows(os::TextWriter& w, const mallard_stats& s, bool with_retained) {
+  if (s.bytes_in_use != 0) {
+    line(w, "live blocks", s.bytes_in_use);
+    w.str("  small ").bytes_human(s.bytes_small).str(", large ").bytes_human(s.bytes_large);
+    w.str(", huge ").bytes_human(s.bytes_huge).str(" in ").u(s.huge_blocks).str(" blocks\n");
+  }
+  row(w, "free in small pages", s.bytes_free_in_pages,
+      "cached in thread pages for reuse (never-touched parts are not resident)");
+  if (s.bytes_dirty != 0) {
+    line(w, "dirty free spans", s.bytes_dirty);
+    w.str("  resident, purged after decay_ms=")
+        .u(static_cast<std::uint64_t>(config::options().decay_ms))
+        .ch('\n');
+  }
+  if (with_retained)
+    row(w, "purged / retained", s.bytes_purged, "address space only, not resident");
+  row(w, "metadata", s.bytes_metadata, "segment headers and page entries, heaps, the segment map");
+}
+
+// The size classes holding the most bytes in live blocks (at most `most`), on one line.
+void write_largest_classes(os::TextWriter& w, const mallard_stats& s, int most) {
+  bool shown[MALLARD_MAX_SIZE_CLASSES] = {};
+  const char* sep = "  largest size classes by live bytes: ";
+  for (int k = 0; k < most; ++k) {
+    std::size_t best = s.class_count;
+    for (std::size_t c = 0; c < s.class_count; ++c) {
+      const mallard_class_stats& x = s.classes[c];
+      if (shown[c] || x.blocks_used == 0) continue;
+      if (best == s.class_count ||
+          x.blocks_used * x.block_size > s.classes[best].blocks_used * s.classes[best].block_size)
+        best = c;
+    }
+    if (best == s.class_count) break;
+    shown[best] = true;
+    const mallard_class_stats& x = s.classes[best];
+    w.str(sep).u(x.blocks_used).str(" x ").u(x.block_size).str(" B = ");
+    w.bytes_human(x.blocks_used * x.block_size);
+    sep = ", ";
+  }
+  if (sep[0] == ',') w.ch('\n');
+}
+
+// "classes":[...] for the classes that have pages (no comma after).
+void write_classes_json(os::TextWriter& w, const mallard_stats& s) {
+  w.str("\"classes\":[");
+  bool first = true;
+  for (std::size_t c = 0; c < s.class_count; ++c) {
+    const mallard_class_stats& k = s.classes[c];
+    if (k.pages == 0) continue;
+    if (!first) w.ch(',');
+    first = false;
+    w.ch('{');
+    json_field(w, "block_size", k.block_size);
+    json_field(w, "blocks_used", k.blocks_used);
+    json_field(w, "blocks_free", k.blocks_free);
+    json_field(w, "pages", k.pages, false);
+    w.ch('}');
+  }
+  w.ch(']');
+}
+
+}  // namespace
+
 void write_report_text(os::TextWriter& w) {
   mallard_stats s;
   take_snapshot(&s);
@@ -116,39 +270,48 @@ void write_report_text(os::TextWriter& w) {
   w.u(static_cast<std::uint64_t>(getpid())).str(", Mallard " MALLARD_VERSION_STRING ") ==\n");
   if (!made_allocations(s))
     w.str("no allocation: the program made no allocator call that needed memory\n");
-  w.str("in use now            ").bytes_human(s.bytes_in_use);
-  w.str("  (small ").bytes_human(s.bytes_small).str(", large ").bytes_human(s.bytes_large);
-  w.str(", huge ").bytes_human(s.bytes_huge).str(" in ").u(s.huge_blocks).str(" blocks)\n");
-  w.str("peak in use           ").bytes_human(s.peak_bytes_in_use).str("  (page granularity)\n");
-  w.str("mapped                ")
-      .bytes_human(s.bytes_mapped)
-      .str("  (brk ")
-      .bytes_human(s.bytes_brk)
-      .str(")\n");
+  w.str("in use at exit        ").bytes_human(s.bytes_in_use);
+  w.str("  bytes in live blocks (as rounded to their size class)\n");
+  w.str("peak pages in use     ").bytes_human(s.peak_bytes_in_use);
+  w.str("  highest sum of the small pages (64 KiB and more) threads hold, large spans (4 KiB\n");
+  w.str(
+      "                      pages) and huge blocks: an upper bound of the bytes that were live\n");
+  w.str("mapped                ").bytes_human(s.bytes_mapped);
+  if (s.bytes_brk != 0) w.str("  (brk ").bytes_human(s.bytes_brk).ch(')');
+  w.str("  address space Mallard holds\n");
   w.str("resident (RSS)        ")
       .bytes_human(s.bytes_resident)
       .str("  (peak ")
       .bytes_human(s.peak_resident)
-      .str(")\n");
-  w.str("where the mapped memory is:\n");
-  line(w, "live blocks", s.bytes_in_use);
-  w.ch('\n');
-  line(w, "free in small pages", s.bytes_free_in_pages);
-  w.str("  cached in thread pages for reuse (never-touched parts are not resident)\n");
-  line(w, "dirty free spans", s.bytes_dirty);
-  w.str("  resident, purged after decay_ms=")
-      .u(static_cast<std::uint64_t>(config::options().decay_ms))
-      .ch('\n');
-  line(w, "purged / retained", s.bytes_purged);
-  w.str("  address space only, not resident\n");
-  line(w, "metadata", s.bytes_metadata);
-  w.ch('\n');
+      .str("), the whole process, at exit:\n");
+  RssSplit split;
+  split_rss(&split);
+  write_rss_split_text(w, split);
+  w.str("where Mallard's mapped memory is, at exit:\n");
+  write_heap_rows(w, s, true);
+  PeakSnapshot peak;
+  if (copy_peak(&peak)) {
+    w.str("at the peak: RSS ").bytes_human(peak.rss).str(", ");
+    w.u(peak.after_ms / 1000).ch('.').u(peak.after_ms / 100 % 10);
+    w.str(" s after the first allocation (snapshot ").u(peak.snapshots);
+    w.str(": one is taken when the RSS grows by 1/8):\n");
+    if (s.peak_resident > peak.rss + (peak.rss >> kGrowthShift)) {
+      w.str("  (the process's highest RSS, ").bytes_human(s.peak_resident);
+      w.str(", came between two allocator slow paths: no snapshot shows it)\n");
+    }
+    write_heap_rows(w, peak.heap, false);
+    write_rss_split_text(w, peak.split);
+    write_largest_classes(w, peak.heap, 3);
+  }
   w.str("arenas ").u(s.arenas).str(" (max ").u(s.arena_max).str("), segments ").u(s.segments);
   w.str(", threads live ").u(s.threads_live).str(" (").u(s.threads_total).str(" ever)");
   w.str(", abandoned pages ").u(s.abandoned_pages).str(", purges ").u(s.purges);
   w.str(", mmap threshold ").bytes_human(s.mmap_threshold).ch('\n');
-  w.str("size classes with pages:\n");
-  w.str("   block     in use   blocks used   blocks free   pages\n");
+  bool any_class = false;
+  for (std::size_t c = 0; c < s.class_count; ++c) any_class = any_class || s.classes[c].pages != 0;
+  if (!any_class) return;
+  w.str("size classes with pages, at exit:\n");
+  w.str("   block     in use   blocks used   blocks free   4 KiB pages\n");
   for (std::size_t c = 0; c < s.class_count; ++c) {
     const mallard_class_stats& k = s.classes[c];
     if (k.pages == 0) continue;
@@ -158,7 +321,7 @@ void write_report_text(os::TextWriter& w) {
     tmp.bytes_human(bytes);
     for (std::size_t i = tmp.size(); i < 9; ++i) w.ch(' ');
     w.bytes(tmp.data(), tmp.size());
-    w.u(k.blocks_used, 14).u(k.blocks_free, 14).u(k.pages, 8).ch('\n');
+    w.u(k.blocks_used, 14).u(k.blocks_free, 14).u(k.pages, 14).ch('\n');
   }
 }
 
@@ -201,6 +364,9 @@ void write_report_json(os::TextWriter& w) {
   json_field(w, "bytes_metadata", s.bytes_metadata);
   json_field(w, "bytes_resident", s.bytes_resident);
   json_field(w, "peak_resident", s.peak_resident);
+  RssSplit split;
+  split_rss(&split);
+  write_rss_split_json(w, split);
   json_field(w, "arenas", s.arenas);
   json_field(w, "arena_max", s.arena_max);
   json_field(w, "threads_live", s.threads_live);
@@ -210,21 +376,26 @@ void write_report_json(os::TextWriter& w) {
   json_field(w, "free_spans", s.free_spans);
   json_field(w, "purges", s.purges);
   json_field(w, "mmap_threshold", s.mmap_threshold);
-  w.str("\"classes\":[");
-  bool first = true;
-  for (std::size_t c = 0; c < s.class_count; ++c) {
-    const mallard_class_stats& k = s.classes[c];
-    if (k.pages == 0) continue;
-    if (!first) w.ch(',');
-    first = false;
-    w.ch('{');
-    json_field(w, "block_size", k.block_size);
-    json_field(w, "blocks_used", k.blocks_used);
-    json_field(w, "blocks_free", k.blocks_free);
-    json_field(w, "pages", k.pages, false);
-    w.ch('}');
+  PeakSnapshot peak;
+  if (copy_peak(&peak)) {
+    w.str("\"peak\":{");
+    json_field(w, "after_ms", peak.after_ms);
+    json_field(w, "bytes_resident", peak.rss);
+    json_field(w, "snapshots", peak.snapshots);
+    json_field(w, "bytes_in_use", peak.heap.bytes_in_use);
+    json_field(w, "bytes_small", peak.heap.bytes_small);
+    json_field(w, "bytes_large", peak.heap.bytes_large);
+    json_field(w, "bytes_huge", peak.heap.bytes_huge);
+    json_field(w, "bytes_mapped", peak.heap.bytes_mapped);
+    json_field(w, "bytes_free_in_pages", peak.heap.bytes_free_in_pages);
+    json_field(w, "bytes_dirty", peak.heap.bytes_dirty);
+    json_field(w, "bytes_metadata", peak.heap.bytes_metadata);
+    write_rss_split_json(w, peak.split);
+    write_classes_json(w, peak.heap);
+    w.str("},");
   }
-  w.str("]}\n");
+  write_classes_json(w, s);
+  w.str("}\n");
 }
 
 // glibc's format: per arena "system bytes" and "in use bytes", then the totals with mmap.

@@ -99,8 +99,21 @@ TEST(Stats, TextAndJsonReports) {
   void* keep = mallard_malloc(1000);
   std::string text = capture(mallard_print_report);
   EXPECT_EQ(text.rfind("== mallard report: stats_test (pid ", 0), 0u) << text;
-  EXPECT_NE(text.find("in use now"), std::string::npos);
-  EXPECT_NE(text.find("dirty free spans"), std::string::npos);
+  EXPECT_NE(text.find("\nin use at exit "), std::string::npos) << text;
+  EXPECT_NE(text.find("\nresident (RSS) "), std::string::npos) << text;
+  EXPECT_NE(text.find("\nwhere Mallard's mapped memory is, at exit:\n  live blocks "),
+            std::string::npos)
+      << text;
+  for (const char* row : {"live blocks", "free in small pages", "dirty free spans",
+                          "purged / retained", "metadata", "in Mallard's heap", "file mappings",
+                          "other anonymous", "brk not Mallard's", "kernel mappings"}) {
+    std::string label = std::string("\n  ") + row;
+    for (std::size_t at = text.find(label); at != std::string::npos;
+         at = text.find(label, at + 1)) {
+      std::size_t value = text.find_first_not_of(' ', at + label.size());
+      EXPECT_NE(text.compare(value, 4, "0 B "), 0) << "rows with nothing are hidden: " << row;
+    }
+  }
   EXPECT_NE(text.find("size classes with pages"), std::string::npos);
   std::string json = capture(mallard_print_stats_json);
   EXPECT_EQ(json.rfind("{\"schema_version\":1,\"version\":\"" MALLARD_VERSION_STRING

@@ -1,0 +1,59 @@
+// peak.cpp: the peak snapshot (peak.hpp): rate-limited RSS checks and the snapshot kept.
+#include "stats/peak.hpp"
+
+#include "os/lock.hpp"
+#include "stats/snapshot.hpp"
+
+namespace mallard::stats {
+
+std::atomic<std::uint64_t> g_next_peak_check_ms{0};
+
+namespace {
+
+os::SpinLock g_peak_lock;  // taken with try_lock only: a busy check is skipped, never waited for
+std::uint64_t g_first_ms = 0;
+std::size_t g_last_rss = 0;
+PeakSnapshot g_peak;     // the last snapshot, complete (guarded by g_peak_lock)
+PeakSnapshot g_scratch;  // the one being taken (guarded by g_peak_lock)
+
+}  // namespace
+
+void watch_peak_slow(std::uint64_t now_ms) {
+  std::uint64_t due = g_next_peak_check_ms.load(std::memory_order_relaxed);
+  // One thread per interval: the others go on at once.
+  if (now_ms < due || !g_next_peak_check_ms.compare_exchange_strong(due, now_ms + kCheckIntervalMs,
+                                                                    std::memory_order_relaxed))
+    return;
+  if (!g_peak_lock.try_lock()) return;
+  if (g_first_ms == 0) g_first_ms = now_ms;
+  std::size_t rss = os::resident_bytes();
+  if (rss != 0 && (!g_peak.taken || rss > g_last_rss + (g_last_rss >> kGrowthShift))) {
+    g_scratch.taken = true;
+    g_scratch.after_ms = now_ms - g_first_ms;
+    g_scratch.rss = rss;
+    g_scratch.snapshots = g_peak.snapshots + 1;
+    take_snapshot(&g_scratch.heap);
+    split_rss(&g_scratch.split);
+    g_peak = g_scratch;
+    g_last_rss = rss;
+  }
+  g_peak_lock.unlock();
+}
+
+bool copy_peak(PeakSnapshot* out) {
+  // The exit report waits for a snapshot being taken (a few milliseconds at most).
+  g_peak_lock.lock();
+  *out = g_peak;
+  g_peak_lock.unlock();
+  return out->taken;
+}
+
+void reset_peak_in_child() {
+  g_peak_lock.reset_in_child();
+  g_peak = PeakSnapshot{};
+  g_last_rss = 0;
+  g_first_ms = 0;
+  g_next_peak_check_ms.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace mallard::stats
