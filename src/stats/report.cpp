@@ -57,6 +57,19 @@ bool made_allocations(const mallard_stats& s) {
   return s.threads_total != 0 || s.bytes_mapped != 0 || s.huge_blocks != 0;
 }
 
+// "cmdline":"ARG ARG...", from /proc/self/cmdline (cut at 1 KiB; empty if unreadable).
+void write_cmdline_json(os::TextWriter& w) {
+  char cmdline[1024];
+  long len = os::read_file("/proc/self/cmdline", cmdline, sizeof cmdline);
+  while (len > 0 && cmdline[len - 1] == '\0') --len;
+  for (long i = 0; i < len; ++i)
+    if (cmdline[i] == '\0') cmdline[i] = ' ';
+  cmdline[len < 0 ? 0 : len] = '\0';
+  w.str("\"cmdline\":");
+  json_string(w, cmdline);
+  w.ch(',');
+}
+
 // A row "  LABEL  VALUE  NOTE", written only when the value is not 0.
 void row(os::TextWriter& w, const char* label, std::size_t bytes, const char* note) {
   if (bytes == 0) return;
@@ -335,6 +348,7 @@ void write_report_json(os::TextWriter& w) {
   w.ch(',');
   json_field(w, "pid", static_cast<std::size_t>(getpid()));
   json_field(w, "ppid", static_cast<std::size_t>(getppid()));
+  write_cmdline_json(w);
   w.str("\"made_allocations\":").str(made_allocations(s) ? "true," : "false,");
   w.str("\"options\":{");
   const config::Options& o = config::options();

@@ -202,10 +202,20 @@ transport)
     expect 0 "== mallard report: python3 (pid " "$tool" run --report -- python3 -c \
       'import os; x = [bytes(100) for i in range(1000)]; os.closerange(0, 4096)'
   fi
+  # python3: its pymalloc arenas are RSS outside Mallard, named at the peak with a hint.
+  if command -v python3 >/dev/null 2>&1; then
+    expect 0 "^at the peak: RSS " "$tool" run --report -- python3 -c \
+      'x = [str(i) for i in range(1000000)]; y = [bytes(300) for i in range(20000)]; del x, y'
+    grep -Eq "^  other anonymous +[0-9.]+ MiB +[0-9]+ mappings Mallard does not own" "$tmp/err" ||
+      fail "python3: no RSS outside Mallard: $(cat "$tmp/err")"
+    grep -q "^  hint: Python keeps its small objects in arenas it maps itself" "$tmp/err" ||
+      fail "python3: no pymalloc hint: $(cat "$tmp/err")"
+  fi
   # JSON on the tool's descriptor 3, with the schema's header.
   "$tool" run --report=json --report-fd 3 -- true 3>"$tmp/true.json" 2>"$tmp/err" ||
     fail "--report-fd 3: exit $?"
-  for field in '"schema_version":1' '"program":"true"' '"made_allocations":false' '"options":{'; do
+  for field in '"schema_version":1' '"program":"true"' '"cmdline":"true"' '"made_allocations":false' \
+    '"options":{'; do
     grep -q "$field" "$tmp/true.json" || fail "true's JSON lacks $field: $(cat "$tmp/true.json")"
   done
   # Kept in a directory: one file per process, complete JSON, and where it is said.
