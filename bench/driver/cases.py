@@ -12,6 +12,7 @@ class Case:
     threaded: bool  # listed with more than one thread count
     instr_scale: float | None = None  # callgrind instructions per op at this scale (and twice it)
     peers: tuple | None = None  # the peers "x best peer" may pick from; None: every peer
+    memory: bool = False  # a memory case (memory=1): RSS figures only, left out of the time tables
 
     @property
     def label(self):
@@ -37,7 +38,7 @@ def load(bench_dir, only=None):
             continue
         name, program, threads = fields[0], fields[1], fields[2].split(",")
         options = dict(f.split("=", 1) for f in fields[3:])
-        unknown = set(options) - {"instr", "peers"}
+        unknown = set(options) - {"instr", "peers", "memory"}
         if unknown or not all(options.values()):
             raise SystemExit(f"cases.txt:{number}: bad option(s) {', '.join(fields[3:])}")
         if only and name not in only:
@@ -45,7 +46,8 @@ def load(bench_dir, only=None):
         peers = tuple(options["peers"].split(",")) if "peers" in options else None
         for t in threads:
             instr = _instr(options["instr"], t) if "instr" in options else None
-            cases.append(Case(name, bench_dir / program, int(t), len(threads) > 1, instr, peers))
+            cases.append(Case(name, bench_dir / program, int(t), len(threads) > 1, instr, peers,
+                              options.get("memory") == "1"))
     return cases
 
 

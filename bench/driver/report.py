@@ -66,9 +66,13 @@ class Report:
             return (lambda r: r.throughput), (lambda v: f"{_num(v / 1e6)} Mops/s"), max
         return (lambda r: r.wall_s), (lambda v: f"{_num(v)} s"), min
 
-    def _ratio_rows(self, value, ref):
+    def _ratio_rows(self, value, ref, cases=None):
         return [[c.label] + [_ratio(stats.ratio(self.runs, c.label, a, ref, value)) for a in self.names]
-                for c in self.cases]
+                for c in (self.cases if cases is None else cases)]
+
+    def _timed(self):
+        """The cases the time tables show: not the memory cases (whose time includes idling)."""
+        return [c for c in self.cases if not c.memory]
 
     def geomeans(self, value, ref):
         """{allocator: geometric mean over the geomean list's cases of the ratio to ref}; ref is an
@@ -86,22 +90,22 @@ class Report:
         meds = {p: v for p, v in meds.items() if v is not None}
         return min(meds, key=meds.get) if meds else None
 
-    def _best_peer_rows(self, value):
+    def _best_peer_rows(self, value, cases=None):
         rows = []
-        for c in self.cases:
+        for c in (self.cases if cases is None else cases):
             best = self.best_peer(c, value)
             cells = [_ratio(stats.ratio(self.runs, c.label, a, best, value)) if best else "n/a" for a in self.names]
             label = c.label + ("" if c.label in self.geo_labels else " (not in the means)")
             rows.append([label, best or "n/a", ", ".join(c.peers) if c.peers else "all"] + cells)
         return rows
 
-    def _best_peer_table(self, value, what, measure):
+    def _best_peer_table(self, value, what, measure, cases=None):
         return (f"### {what} x best peer\n\n"
                 f"Ratio to the peer with the lowest median {measure} in that case (same-round "
                 "ratios, median over rounds), picked among the peers the case allows (`peers=` in "
                 "`cases.txt`): the large-block cases allow only the peers that return freed "
                 "memory to the system (not tcmalloc).\n\n"
-                + _table(["case", "best peer", "peers"] + self.names, self._best_peer_rows(value)))
+                + _table(["case", "best peer", "peers"] + self.names, self._best_peer_rows(value, cases)))
 
     # -- sections -------------------------------------------------------------------------
     def header(self):
@@ -155,7 +159,7 @@ class Report:
         return "\n".join(out)
 
     def time_tables(self):
-        rows = [self._row(c, *self._score(c)) for c in self.cases]
+        rows = [self._row(c, *self._score(c)) for c in self._timed()]
         out = ["## Time\n",
                "Median wall time of the whole process, or median throughput for fixed-time cases "
                "(Mops/s: one op = one malloc + one free). Best in bold.\n",
@@ -164,8 +168,8 @@ class Report:
         for ref in self.refs:
             out += [f"### Time ratio vs {ref}\n",
                     "Throughput cases use the inverse ratio, so below 1 is better everywhere.\n",
-                    _table(["case"] + self.names, self._ratio_rows(stats.cost, ref))]
-        out.append(self._best_peer_table(stats.cost, "Time", "time (highest throughput)"))
+                    _table(["case"] + self.names, self._ratio_rows(stats.cost, ref, self._timed()))]
+        out.append(self._best_peer_table(stats.cost, "Time", "time (highest throughput)", self._timed()))
         return "\n".join(out)
 
     def instr_table(self):
@@ -201,6 +205,7 @@ class Report:
             out += [f"### Peak RSS ratio vs {ref}\n",
                     _table(["case"] + self.names, self._ratio_rows(stats.peak_rss, ref))]
         out.append(self._best_peer_table(stats.peak_rss, "Peak RSS", "peak RSS"))
+        out.append(self.above_empty_table())
         end = [c for c in self.cases if any(
             "rss_end_kb" in r.values for a in self.names for r in stats.ok_runs(self.runs, c.label, a))]
         if end:
@@ -209,6 +214,54 @@ class Report:
                     "Median RSS in MiB that the workload read from /proc/self/statm when it was done "
                     "(after freeing its blocks; for larson, with the table still full).\n",
                     _table(["case"] + self.names, rows)]
+        return "\n".join(out)
+
+    def above_empty_table(self):
+        empty = [c for c in self.cases if c.name == "empty"]
+        if not empty:
+            return ""
+        floor = {a: stats.median(self.runs, empty[0].label, a, stats.peak_rss) for a in self.names}
+        def above(c, a):
+            v = stats.median(self.runs, c.label, a, stats.peak_rss)
+            return "n/a" if v is None or floor[a] is None else _num(max(v - floor[a], 0) / 1024)
+        rows = [[c.label] + [above(c, a) for a in self.names] for c in self.cases if c.name != "empty"]
+        return ("### Peak RSS above an empty program\n\n"
+                "Median peak RSS in MiB less that of the `empty` case (one malloc, then exit) under "
+                "the same allocator: " + ", ".join(f"{a} {_num(floor[a] / 1024) if floor[a] else 'n/a'}"
+                                                  for a in self.names)
+                + " MiB. What the workload itself costs, without each allocator's start-up.\n\n"
+                + _table(["case"] + self.names, rows))
+
+    def memory_table(self):
+        mem = [c for c in self.cases if c.memory and any(
+            "rss_base_kb" in r.values for a in self.names for r in stats.ok_runs(self.runs, c.label, a))]
+        if not mem:
+            return ""
+        keys = [("rss_peak_kb", "peak"), ("rss_after_free_kb", "right after the frees"),
+                ("rss_idle_kb", "after 2 s idle"), ("rss_after_trim_kb", "after malloc_trim(0)")]
+        out = ["## Memory the way users see it\n",
+               "RSS in MiB above the workload's own RSS before it started (`rss_base_kb`), read from "
+               "/proc/self/statm by the workload: at its peak, right after it freed its blocks, after "
+               "2 s without any allocator call (what the allocator gives back on its own, with no "
+               "thread left to do it), and after `malloc_trim(0)` from a thread that does not own the "
+               "blocks. `frag_mt`: THREADS threads each allocating blocks of drifting sizes, 1 in 8 "
+               "long-lived (still live: `live`); `prodcons_idle`: one producer allocates 200k x "
+               "1 KiB (scaled), the main thread frees them all while the producer idles. Medians "
+               "over rounds; best in bold.\n"]
+        for c in mem:
+            base = stats.key("rss_base_kb")
+            def rel(k, c=c):
+                def get(run):
+                    v, b = stats.key(k)(run), base(run)
+                    return None if v is None or b is None else max(v - b, 0) / 1024
+                return get
+            cols = keys + ([("live_kb", "live")] if any(
+                "live_kb" in r.values for a in self.names for r in stats.ok_runs(self.runs, c.label, a)) else [])
+            rows = []
+            for k, title in cols:
+                value = stats.key(k, 1 / 1024) if k == "live_kb" else rel(k)
+                rows.append([title] + self._row(c, value, _num)[1:])
+            out += [f"### {c.label}\n", _table(["RSS above the start"] + self.names, rows)]
         return "\n".join(out)
 
     def frag_table(self):
@@ -277,7 +330,7 @@ class Report:
 
     def render(self):
         parts = [self.header(), self.summary(), self.chart_section(), self.time_tables(), self.rss_tables(),
-                 self.frag_table(), self.sweep_table(), self.fastpath_table(), self.environment(), self.method()]
+                 self.memory_table(), self.frag_table(), self.sweep_table(), self.fastpath_table(), self.environment(), self.method()]
         return "\n".join(p for p in parts if p)
 
 

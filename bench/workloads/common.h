@@ -60,6 +60,13 @@ static inline long rss_kb(void) {
     return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* Seconds the memory cases idle before their "after 2 s idle" figure: 2, or BENCH_IDLE_S (the
+ * smoke test sets 0). */
+static inline unsigned bench_idle_s(void) {
+    const char* v = getenv("BENCH_IDLE_S");
+    return v != NULL && *v != '\0' ? (unsigned)atoi(v) : 2u;
+}
+
 /* Run fn(i) on n threads (i = 0..n-1) and wait for all of them. */
 typedef void* (*bench_thread_fn)(void*);
 static inline void run_threads(int n, bench_thread_fn fn, void* args, size_t arg_size) {
