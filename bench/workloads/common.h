@@ -4,6 +4,7 @@
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,6 +66,41 @@ static inline long rss_kb(void) {
 static inline unsigned bench_idle_s(void) {
     const char* v = getenv("BENCH_IDLE_S");
     return v != NULL && *v != '\0' ? (unsigned)atoi(v) : 2u;
+}
+
+/* RSS (KiB) right after a workload's frees, after bench_idle_s() seconds without allocator
+ * calls, and after malloc_trim(0). */
+typedef struct {
+    long after_free_kb, idle_kb, after_trim_kb;
+} bench_return;
+static inline bench_return bench_measure_return(void) {
+    bench_return r;
+    r.after_free_kb = rss_kb();
+    sleep(bench_idle_s());
+    r.idle_kb = rss_kb();
+    malloc_trim(0);
+    r.after_trim_kb = rss_kb();
+    return r;
+}
+
+/* One phase of frag's pattern: per_phase blocks of sizes drifting with the phase, 1 in
+ * long_every kept (appended to keep[], their bytes added to *live), the others appended to
+ * shorts[]. */
+static inline void frag_phase(int phase, long per_phase, int long_every, uint64_t* seed,
+                              char** keep, long* nkeep, size_t* live, char** shorts, long* nshort) {
+    size_t lo = 16 + (size_t)phase * 40, hi = lo * 4; /* size classes drift each phase */
+    for (long i = 0; i < per_phase; i++) {
+        size_t size = rng_range(seed, lo, hi);
+        char* p = (char*)malloc(size);
+        p[0] = (char)i;
+        p[size - 1] = (char)i;
+        if (i % long_every == 0) {
+            keep[(*nkeep)++] = p;
+            *live += size;
+        } else {
+            shorts[(*nshort)++] = p;
+        }
+    }
 }
 
 /* Run fn(i) on n threads (i = 0..n-1) and wait for all of them. */

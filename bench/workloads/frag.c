@@ -23,19 +23,8 @@ int main(int argc, char** argv) {
     double t0 = now_s();
     for (int ph = 0; ph < PHASES; ph++) {
         int cur = ph & 1;
-        size_t lo = 16 + (size_t)ph * 40, hi = lo * 4; /* size classes drift each phase */
-        for (long i = 0; i < per_phase; i++) {
-            size_t size = rng_range(&seed, lo, hi);
-            char* p = (char*)malloc(size);
-            p[0] = (char)i;
-            p[size - 1] = (char)i;
-            if (i % LONG_EVERY == 0) {
-                keep[nkeep++] = p;
-                live_bytes += size;
-            } else {
-                shorts[cur][nshort[cur]++] = p;
-            }
-        }
+        frag_phase(ph, per_phase, LONG_EVERY, &seed, keep, &nkeep, &live_bytes, shorts[cur],
+                   &nshort[cur]);
         long rss = rss_kb();
         if (rss > peak) peak = rss;
         for (long i = 0; i < nshort[!cur]; i++) free(shorts[!cur][i]); /* previous phase */

@@ -7,7 +7,6 @@
  * help), then after malloc_trim(0). RSS from /proc/self/statm; the peak is sampled after every phase.
  * Result: elapsed_s (the phases only), live_kb, rss_base_kb (before), rss_peak_kb,
  * rss_after_free_kb, rss_idle_kb, rss_after_trim_kb. */
-#include <malloc.h>
 #include <stdatomic.h>
 
 #include "common.h"
@@ -37,19 +36,7 @@ static void* worker(void* arg) {
     uint64_t seed = 8 + (uint64_t)w->id * 7919;
     for (int ph = 0; ph < PHASES; ph++) {
         int cur = ph & 1;
-        size_t lo = 16 + (size_t)ph * 40, hi = lo * 4;
-        for (long i = 0; i < per_phase; i++) {
-            size_t size = rng_range(&seed, lo, hi);
-            char* p = (char*)malloc(size);
-            p[0] = (char)i;
-            p[size - 1] = (char)i;
-            if (i % LONG_EVERY == 0) {
-                keep[nkeep++] = p;
-                live += size;
-            } else {
-                shorts[cur][nshort[cur]++] = p;
-            }
-        }
+        frag_phase(ph, per_phase, LONG_EVERY, &seed, keep, &nkeep, &live, shorts[cur], &nshort[cur]);
         note_rss();
         for (long i = 0; i < nshort[!cur]; i++) free(shorts[!cur][i]);
         nshort[!cur] = 0;
@@ -92,11 +79,7 @@ int main(int argc, char** argv) {
     }
     pthread_barrier_wait(&g_done);
     double el = now_s() - t0;
-    long after_free = rss_kb();
-    sleep(bench_idle_s());
-    long idle = rss_kb();
-    malloc_trim(0);
-    long after_trim = rss_kb();
+    bench_return ret = bench_measure_return();
     pthread_barrier_wait(&g_measured);
     unsigned long sum = 0;
     for (int i = 0; i < a.threads; i++) {
@@ -107,6 +90,6 @@ int main(int argc, char** argv) {
            "rss_peak_kb=%ld rss_after_free_kb=%ld rss_idle_kb=%ld rss_after_trim_kb=%ld "
            "check=%lu\n",
            a.threads, el, atomic_load(&g_live_bytes) / 1024, base, atomic_load(&g_peak_kb),
-           after_free, idle, after_trim, sum % 1000);
+           ret.after_free_kb, ret.idle_kb, ret.after_trim_kb, sum % 1000);
     return 0;
 }

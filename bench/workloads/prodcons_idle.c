@@ -5,7 +5,6 @@
  * after malloc_trim(0) from the main thread (not the owner). THREADS is ignored (one producer).
  * Result: elapsed_s (allocation and frees), rss_base_kb, rss_peak_kb, rss_after_free_kb,
  * rss_idle_kb, rss_after_trim_kb. */
-#include <malloc.h>
 #include <string.h>
 
 #include "common.h"
@@ -52,11 +51,7 @@ int main(int argc, char** argv) {
         free(g_blocks[i]);
     }
     double el = now_s() - t0;
-    long after_free = rss_kb();
-    sleep(bench_idle_s());
-    long idle = rss_kb();
-    malloc_trim(0);
-    long after_trim = rss_kb();
+    bench_return ret = bench_measure_return();
     pthread_mutex_lock(&g_mutex);
     g_stage = 2;
     pthread_cond_broadcast(&g_cond);
@@ -64,6 +59,6 @@ int main(int argc, char** argv) {
     pthread_join(t, NULL);
     printf("result workload=prodcons_idle elapsed_s=%.4f rss_base_kb=%ld rss_peak_kb=%ld "
            "rss_after_free_kb=%ld rss_idle_kb=%ld rss_after_trim_kb=%ld check=%lu\n",
-           el, base, peak, after_free, idle, after_trim, sum % 1000);
+           el, base, peak, ret.after_free_kb, ret.idle_kb, ret.after_trim_kb, sum % 1000);
     return 0;
 }
