@@ -324,11 +324,11 @@ void write_report_text(os::TextWriter& w) {
   for (std::size_t c = 0; c < s.class_count; ++c) any_class = any_class || s.classes[c].pages != 0;
   if (!any_class) return;
   w.str("size classes with pages, at exit:\n");
-  w.str("   block     in use   blocks used   blocks free   4 KiB pages\n");
+  w.str("  block (B)     in use   blocks used   blocks free   4 KiB pages\n");
   for (std::size_t c = 0; c < s.class_count; ++c) {
     const mallard_class_stats& k = s.classes[c];
     if (k.pages == 0) continue;
-    w.u(k.block_size, 8).str("  ");
+    w.u(k.block_size, 11).str("  ");
     std::size_t bytes = k.blocks_used * k.block_size;
     os::TextWriter tmp(-1);
     tmp.bytes_human(bytes);
