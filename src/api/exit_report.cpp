@@ -36,6 +36,21 @@ const char* program_name() {
   return name != nullptr && *name != '\0' && std::strchr(name, '/') == nullptr ? name : "program";
 }
 
+// The program's name as it goes into file names and records: at most kNameMax bytes (a name of
+// 250 bytes would make the file name longer than NAME_MAX), control characters as '_'.
+constexpr std::size_t kNameMax = 64;
+void write_safe_name(os::TextWriter& w) {
+  const char* name = program_name();
+  for (std::size_t i = 0; name[i] != '\0' && i < kNameMax; ++i) {
+    auto c = static_cast<unsigned char>(name[i]);
+    w.ch(c < 0x20 || c == 0x7f ? '_' : static_cast<char>(c));
+  }
+}
+
+// The pid of the parent of a fork, kept by its prepare handler (getppid() in the child may
+// already name init or mallard, if the parent has ended); 0 when unknown.
+pid_t g_pid_before_fork = 0;
+
 // MALLARD_REPORT_DIR if this process reports into it (report set, report_pid this process or 0,
 // not a setuid program: config::load_options_from_environment ignores the environment too).
 const char* report_dir() {
@@ -53,13 +68,22 @@ void write_report(int fd, long kind) {
   if (kind == 2) mallard_print_stats_json(fd);
 }
 
+// When this process (or program, after an exec) started: CLOCK_MONOTONIC nanoseconds, which
+// order the records of one pid (the programs it went through by exec) and tell them apart.
+std::uint64_t g_start_ns = 0;
+
+// Paths of report files: small, because the exit report may run on a thread with a 16 KiB
+// stack; a MALLARD_REPORT_DIR longer than kPathMax - 160 bytes is not used (report_fd is).
+constexpr std::size_t kPathMax = 1024;
+
 // Formats DIR/PREFIX PROG.PID SUFFIX into out (NUL-terminated); false if it does not fit.
-bool report_path(char (&out)[PATH_MAX], const char* dir, const char* prefix, const char* suffix) {
-  // The writer's buffer (2 KiB) truncates: a longer path is refused before.
-  if (std::strlen(dir) + std::strlen(program_name()) + 64 >= 2048) return false;
+bool report_path(char (&out)[kPathMax], const char* dir, const char* prefix, const char* suffix) {
+  if (std::strlen(dir) + std::strlen(prefix) + kNameMax + 24 + std::strlen(suffix) >= kPathMax)
+    return false;
   os::TextWriter w(-1);
-  w.str(dir).ch('/').str(prefix).str(program_name()).ch('.');
-  w.u(static_cast<std::uint64_t>(getpid())).str(suffix);
+  w.str(dir).ch('/').str(prefix);
+  write_safe_name(w);
+  w.ch('.').u(static_cast<std::uint64_t>(getpid())).str(suffix);
   std::memcpy(out, w.data(), w.size());
   out[w.size()] = '\0';
   return true;
@@ -69,8 +93,8 @@ bool report_path(char (&out)[PATH_MAX], const char* dir, const char* prefix, con
 // file could not be written.
 template <typename Write>
 bool write_atomically(const char* dir, const char* suffix, Write write) {
-  char path[PATH_MAX], tmp[PATH_MAX];
-  char tmp_suffix[16];
+  char path[kPathMax], tmp[kPathMax];
+  char tmp_suffix[48];
   std::size_t n = std::strlen(suffix);
   if (n + 5 > sizeof tmp_suffix) return false;
   std::memcpy(tmp_suffix, suffix, n);
@@ -89,10 +113,6 @@ bool write_atomically(const char* dir, const char* suffix, Write write) {
   return false;
 }
 
-// When this process (or program, after an exec) started: CLOCK_MONOTONIC nanoseconds, which
-// order the records of one pid (the programs it went through by exec).
-std::uint64_t g_start_ns = 0;
-
 std::uint64_t monotonic_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -100,23 +120,37 @@ std::uint64_t monotonic_ns() {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-// The process record DIR/PROG.PID.proc; at exit with the figures and the report's file name.
+// The process record DIR/PROG.PID.START.proc (START: g_start_ns, so that the programs one pid
+// goes through by exec, even of the same name, have one record each); at exit with the figures
+// and the report's file name.
 void write_process_record(const char* dir, bool at_exit, long kind) {
-  write_atomically(dir, ".proc", [&](int fd) {
+  char suffix[40];
+  {
+    os::TextWriter name(-1);
+    name.ch('.').u(g_start_ns).str(".proc");
+    std::memcpy(suffix, name.data(), name.size());
+    suffix[name.size()] = '\0';
+  }
+  write_atomically(dir, suffix, [&](int fd) {
     os::TextWriter w(fd);
     w.str("pid=").u(static_cast<std::uint64_t>(getpid())).ch('\n');
-    w.str("ppid=").u(static_cast<std::uint64_t>(getppid())).ch('\n');
-    w.str("program=").str(program_name()).ch('\n');
+    pid_t parent = g_pid_before_fork != 0 ? g_pid_before_fork : getppid();
+    w.str("ppid=").u(static_cast<std::uint64_t>(parent)).ch('\n');
+    w.str("program=");
+    write_safe_name(w);
+    w.ch('\n');
     w.str("state=").str(at_exit ? "exited" : "started").ch('\n');
     w.str("start_ns=").u(g_start_ns).ch('\n');
     if (at_exit) {
-      mallard_stats s;
+      static mallard_stats s;  // 2 KiB, off the stack of the thread that exits (written once)
       mallard_get_stats(&s);
       w.str("peak_resident=").u(s.peak_resident).ch('\n');
       w.str("resident=").u(s.bytes_resident).ch('\n');
       w.str("bytes_in_use=").u(s.bytes_in_use).ch('\n');
       w.str("bytes_mapped=").u(s.bytes_mapped).ch('\n');
-      w.str("report=").str(program_name()).ch('.').u(static_cast<std::uint64_t>(getpid()));
+      w.str("report=");
+      write_safe_name(w);
+      w.ch('.').u(static_cast<std::uint64_t>(getpid()));
       w.str(kind == 2 ? ".json" : ".txt").ch('\n');
     }
     // The command line, its arguments separated by spaces (last: it may be long, and is cut).
@@ -132,6 +166,10 @@ void write_process_record(const char* dir, bool at_exit, long kind) {
 }
 
 }  // namespace
+
+void note_fork_parent() {
+  g_pid_before_fork = getpid();
+}
 
 void record_process_start() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;

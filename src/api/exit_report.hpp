@@ -7,8 +7,11 @@ namespace mallard::api {
 // MALLARD_REPORT_DIR if that is set and writable, else to report_fd. Never allocates; keeps the
 // program's exit status (no SIGPIPE). Called from a destructor (api/glibc_ext.cpp).
 void report_at_exit();
-// If this process reports into MALLARD_REPORT_DIR: records that it started (DIR/PROG.PID.proc).
+// If this process reports into MALLARD_REPORT_DIR: records that it started
+// (DIR/PROG.PID.START.proc).
 // Called once initialised and in the child of a fork (a new process of the same program).
 void record_process_start();
+// In fork()'s prepare handler: the pid the child's record names as its parent.
+void note_fork_parent();
 
 }  // namespace mallard::api

@@ -27,6 +27,7 @@
 #include "os/lock.hpp"
 #include "os/os.hpp"
 #include "stats/peak.hpp"
+#include "stats/report.hpp"
 
 // glibc's stdio list lock (exported by libc.so.6 since 2.2.5; weak, so a libc without them only
 // loses the ordering). glibc's fork takes it after the prepare handlers and before its own malloc
@@ -67,6 +68,7 @@ void after_fork_child_locks();
 
 void before_fork() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  note_fork_parent();
   if (holding_for_fork()) {  // a fork from inside another fork's window: everything is held
     ++g_nested_forks;
     return;
@@ -101,6 +103,7 @@ void after_fork_child() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
   after_fork_child_locks();
   stats::reset_peak_in_child();
+  stats::reset_report_in_child();
   record_process_start();  // a new process: `mallard run --children` lists it
 }
 
@@ -145,6 +148,11 @@ void initialize_slow() {
       g_free_keys.marker = static_cast<std::uintptr_t>(os::random_u64());
       g_free_keys.link = static_cast<std::uintptr_t>(os::random_u64()) | 1;  // odd
       arenas::init(os::usable_cpu_count());
+      // The kernel settings read from /proc, read now: a program may enter a sandbox (seccomp)
+      // that forbids opening files later, and must not find Mallard opening them then.
+      (void)os::max_map_count();
+      (void)os::strict_overcommit();
+      stats::enable_peak_watch(config::options().report != 0);
       heap_registry::init();
       g_init_state.store(2, std::memory_order_release);
       first = true;

@@ -67,7 +67,7 @@ bool for_each_mapping(void (*visit)(void* context, const Mapping& m), void* cont
   KeepErrno keep;
   long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/smaps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  char buf[4096];
+  char buf[1024];
   char line[512];
   std::size_t line_len = 0;
   Mapping current;
@@ -109,7 +109,7 @@ bool for_each_mapping(void (*visit)(void* context, const Mapping& m), void* cont
 
 std::size_t resident_in(std::uintptr_t start, std::size_t size) {
   KeepErrno keep;
-  constexpr std::size_t kStepPages = 4096;
+  constexpr std::size_t kStepPages = 1024;  // a granule (4 MiB) per call
   unsigned char vec[kStepPages];
   std::size_t resident = 0;
   for (std::size_t done = 0; done < size;) {

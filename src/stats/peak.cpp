@@ -6,7 +6,7 @@
 
 namespace mallard::stats {
 
-std::atomic<std::uint64_t> g_next_peak_check_ms{0};
+std::atomic<std::uint64_t> g_next_peak_check_ms{kPeakWatchOff};
 
 namespace {
 
@@ -18,6 +18,10 @@ PeakSnapshot g_scratch;  // the one being taken (guarded by g_peak_lock)
 
 }  // namespace
 
+void enable_peak_watch(bool on) {
+  g_next_peak_check_ms.store(on ? 0 : kPeakWatchOff, std::memory_order_relaxed);
+}
+
 void watch_peak_slow(std::uint64_t now_ms) {
   std::uint64_t due = g_next_peak_check_ms.load(std::memory_order_relaxed);
   // One thread per interval: the others go on at once.
@@ -28,6 +32,7 @@ void watch_peak_slow(std::uint64_t now_ms) {
   if (g_first_ms == 0) g_first_ms = now_ms;
   std::size_t rss = os::resident_bytes();
   if (rss != 0 && (!g_peak.taken || rss > g_last_rss + (g_last_rss >> kGrowthShift))) {
+    std::uint64_t start_us = os::now_us();
     g_scratch.taken = true;
     g_scratch.after_ms = now_ms - g_first_ms;
     g_scratch.rss = rss;
@@ -36,13 +41,25 @@ void watch_peak_slow(std::uint64_t now_ms) {
     split_rss(&g_scratch.split);
     g_peak = g_scratch;
     g_last_rss = rss;
+    // At most 1/kCostShare of the time in snapshots: one that took 20 ms (a process with tens of
+    // thousands of mappings) puts the next check 20 * kCostShare ms away.
+    std::uint64_t took_ms = (os::now_us() - start_us) / 1000;
+    std::uint64_t next = now_ms + took_ms * kCostShare;
+    if (next > g_next_peak_check_ms.load(std::memory_order_relaxed))
+      g_next_peak_check_ms.store(next, std::memory_order_relaxed);
   }
   g_peak_lock.unlock();
 }
 
 bool copy_peak(PeakSnapshot* out) {
-  // The exit report waits for a snapshot being taken (a few milliseconds at most).
-  g_peak_lock.lock();
+  // A snapshot being taken ends within milliseconds; one that never will (the exit report runs in
+  // a signal handler that interrupted the snapshot on this very thread) is given up after
+  // kCopyWaitMs: the report then has no peak section.
+  bool locked = false;
+  for (std::uint64_t waited = 0; !(locked = g_peak_lock.try_lock()) && waited < kCopyWaitMs;
+       ++waited)
+    os::sleep_ms(1);
+  if (!locked) return false;
   *out = g_peak;
   g_peak_lock.unlock();
   return out->taken;
@@ -53,7 +70,8 @@ void reset_peak_in_child() {
   g_peak = PeakSnapshot{};
   g_last_rss = 0;
   g_first_ms = 0;
-  g_next_peak_check_ms.store(0, std::memory_order_relaxed);
+  if (g_next_peak_check_ms.load(std::memory_order_relaxed) != kPeakWatchOff)
+    g_next_peak_check_ms.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace mallard::stats

@@ -10,6 +10,7 @@
 #include "backend/arena_registry.hpp"
 #include "backend/huge.hpp"
 #include "config/options.hpp"
+#include "os/lock.hpp"
 #include "stats/peak.hpp"
 #include "stats/rss_split.hpp"
 #include "stats/snapshot.hpp"
@@ -102,11 +103,13 @@ void write_rss_split_text(os::TextWriter& w, const RssSplit& r) {
   if (r.anonymous != 0) {
     line(w, "other anonymous", r.anonymous);
     w.str("  ").u(r.anonymous_count).str(" mappings Mallard does not own (other allocators, ");
-    w.str("thread stacks, JIT code); largest");
+    w.str("thread stacks, JIT code); largest:");
+    const char* sep = " ";
     for (const LargestMapping& m : r.largest_anonymous) {
       if (m.rss == 0) continue;
-      w.ch(' ').bytes_human(m.rss).str(" at ").hex(m.start);
+      w.str(sep).bytes_human(m.rss).str(" at ").hex(m.start);
       if (m.name[0] != '\0') w.ch(' ').str(m.name);
+      sep = ", ";
     }
     w.ch('\n');
   }
@@ -276,8 +279,50 @@ void write_classes_json(os::TextWriter& w, const mallard_stats& s) {
 
 }  // namespace
 
+namespace {
+
+// The report's large working state (about 10 KiB), off the caller's stack: the exit report may run
+// on a thread with a 16 KiB stack. One report at a time; one that cannot have it within
+// kCopyWaitMs (a report from a signal handler that interrupted another) says so instead.
+struct ReportScratch {
+  mallard_stats now;
+  RssSplit split;
+  PeakSnapshot peak;
+};
+ReportScratch g_report_scratch;
+os::SpinLock g_report_lock;
+
+class ScratchGuard {
+ public:
+  ScratchGuard() {
+    for (std::uint64_t waited = 0; !(locked_ = g_report_lock.try_lock()) && waited < kCopyWaitMs;
+         ++waited)
+      os::sleep_ms(1);
+  }
+  ~ScratchGuard() {
+    if (locked_) g_report_lock.unlock();
+  }
+  ScratchGuard(const ScratchGuard&) = delete;
+  ScratchGuard& operator=(const ScratchGuard&) = delete;
+  bool locked() const { return locked_; }
+
+ private:
+  bool locked_ = false;
+};
+
+}  // namespace
+
+void reset_report_in_child() {
+  g_report_lock.reset_in_child();
+}
+
 void write_report_text(os::TextWriter& w) {
-  mallard_stats s;
+  ScratchGuard guard;
+  if (!guard.locked()) {
+    w.str("mallard: no report: another report is being written by this process\n");
+    return;
+  }
+  mallard_stats& s = g_report_scratch.now;
   take_snapshot(&s);
   w.str("== mallard report: ").str(program_name()).str(" (pid ");
   w.u(static_cast<std::uint64_t>(getpid())).str(", Mallard " MALLARD_VERSION_STRING ") ==\n");
@@ -297,12 +342,12 @@ void write_report_text(os::TextWriter& w) {
       .str("  (peak ")
       .bytes_human(s.peak_resident)
       .str("), the whole process, at exit:\n");
-  RssSplit split;
+  RssSplit& split = g_report_scratch.split;
   split_rss(&split);
   write_rss_split_text(w, split);
   w.str("where Mallard's mapped memory is, at exit:\n");
   write_heap_rows(w, s, true);
-  PeakSnapshot peak;
+  PeakSnapshot& peak = g_report_scratch.peak;
   if (copy_peak(&peak)) {
     w.str("at the peak: RSS ").bytes_human(peak.rss).str(", ");
     w.u(peak.after_ms / 1000).ch('.').u(peak.after_ms / 100 % 10);
@@ -339,7 +384,12 @@ void write_report_text(os::TextWriter& w) {
 }
 
 void write_report_json(os::TextWriter& w) {
-  mallard_stats s;
+  ScratchGuard guard;
+  if (!guard.locked()) {
+    w.str("{\"schema_version\":1,\"error\":\"another report is being written by this process\"}\n");
+    return;
+  }
+  mallard_stats& s = g_report_scratch.now;
   take_snapshot(&s);
   w.ch('{');
   json_field(w, "schema_version", kReportSchemaVersion);
@@ -378,7 +428,7 @@ void write_report_json(os::TextWriter& w) {
   json_field(w, "bytes_metadata", s.bytes_metadata);
   json_field(w, "bytes_resident", s.bytes_resident);
   json_field(w, "peak_resident", s.peak_resident);
-  RssSplit split;
+  RssSplit& split = g_report_scratch.split;
   split_rss(&split);
   write_rss_split_json(w, split);
   json_field(w, "arenas", s.arenas);
@@ -390,7 +440,7 @@ void write_report_json(os::TextWriter& w) {
   json_field(w, "free_spans", s.free_spans);
   json_field(w, "purges", s.purges);
   json_field(w, "mmap_threshold", s.mmap_threshold);
-  PeakSnapshot peak;
+  PeakSnapshot& peak = g_report_scratch.peak;
   if (copy_peak(&peak)) {
     w.str("\"peak\":{");
     json_field(w, "after_ms", peak.after_ms);

@@ -16,6 +16,8 @@ namespace mallard::stats {
 inline constexpr std::size_t kReportSchemaVersion = 1;
 void write_report_text(os::TextWriter& w);
 void write_report_json(os::TextWriter& w);
+// In the child of fork(): the report's lock is freed (its holder may not exist there).
+void reset_report_in_child();
 void write_malloc_stats(os::TextWriter& w);
 // glibc's malloc_info(3) XML; its "fast" totals are the free blocks of the classes up to mxfast().
 void write_malloc_info(os::TextWriter& w);

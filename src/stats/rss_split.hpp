@@ -29,7 +29,7 @@ struct RssSplit {
   LargestMapping largest_files[kLargest];  // by file: the Rss of all its mappings
 };
 
-// Fills *out (uses about 9 KiB of stack). Mallard's metadata outside its segments (heap
+// Fills *out (uses about 3 KiB of stack). Mallard's metadata outside its segments (heap
 // records, the segment map) counts as anonymous: it is a few hundred KiB.
 void split_rss(RssSplit* out);
 

@@ -25,6 +25,9 @@ fail() {
   echo "FAIL: $*" >&2
   exit 1
 }
+# The true program (in sh, `command -v true` names the builtin).
+truebin=/bin/true
+[ -x "$truebin" ] || truebin=/usr/bin/true
 # expect STATUS STDERR_PATTERN COMMAND...: exits STATUS, stderr matches the grep pattern (if any).
 expect() {
   want=$1 pattern=$2
@@ -126,7 +129,7 @@ warn)
   echo "ok: static"
   if [ "$(id -u)" = 0 ]; then
     # root runs a program setuid to nobody: secure-execution mode.
-    cp "$(command -v true)" "$tmp/suid_true" && chmod 755 "$tmp" "$tmp/suid_true"
+    cp "$truebin" "$tmp/suid_true" && chmod 755 "$tmp" "$tmp/suid_true"
     if chown nobody "$tmp/suid_true" 2>/dev/null && chmod 4755 "$tmp/suid_true"; then
       expect 0 "warning: .*suid_true will run without Mallard: it is setuid and you are not its owner" \
         "$tool" run -- "$tmp/suid_true"
@@ -249,6 +252,29 @@ transport)
   [ "$status" = 143 ] || fail "SIGTERM to the tool: exit $status, expected 143: $(cat "$tmp/err")"
   grep -q "sleep (pid [0-9]*) ended without a report: it was killed by signal 15" "$tmp/err" ||
     fail "SIGTERM to the tool: $(cat "$tmp/err")"
+  # Signals mallard was started with ignored stay ignored in the program (nohup, background jobs).
+  out=$(sh -c "trap '' HUP INT; exec \"$tool\" run --report -- grep SigIgn /proc/self/status" 2>/dev/null)
+  mask=$(printf '%s' "$out" | awk '/^SigIgn/ {print $2}')
+  [ $((0x${mask:-0} & 3)) = 3 ] || fail "ignored signals: the program's SigIgn is '$out'"
+  # A program that stops itself stops mallard too (the shell sees the job stop); continued, both go on.
+  "$tool" run --report -- sh -c 'kill -STOP $$; echo resumed' >"$tmp/stop.out" 2>"$tmp/stop.err" &
+  pid=$!
+  state=""
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    sleep 0.2
+    state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    [ "$state" = T ] && break
+  done
+  [ "$state" = T ] || fail "a stopped program: mallard's state is '$state', not stopped"
+  kill -CONT "$pid"
+  wait "$pid" || fail "a stopped program, continued: exit $?"
+  grep -q resumed "$tmp/stop.out" || fail "a stopped program was not continued"
+  # Programs whose names start with a dot, or are too long for a file name (NAME_MAX).
+  cp "$truebin" "$tmp/.hidden"
+  expect 0 "== mallard report: .hidden (pid " "$tool" run --report -- "$tmp/.hidden"
+  long=$(printf 'x%.0s' $(seq 250))
+  cp "$truebin" "$tmp/$long"
+  expect 0 "== mallard report: $long (pid " "$tool" run --report -- "$tmp/$long"
   [ -z "$(ls -A "$TMPDIR")" ] || fail "left in TMPDIR: $(ls -A "$TMPDIR")"
   echo "ok: transport"
   ;;
@@ -287,6 +313,34 @@ children)
       "$tool" run --children --report-dir "$tmp/kept" -- gcc -O2 -c "$tmp/x.c" -o "$tmp/x.o"
     ls "$tmp"/kept/cc1.*.json >/dev/null 2>&1 || fail "children: no cc1 report in $tmp/kept"
   fi
+  # One pid through three programs, two of them of the same name: a record each.
+  expect 0 "" "$tool" run --children -- sh -c 'exec sh -c "exec true"'
+  grep -q "^mallard: 3 programs ran under Mallard" "$tmp/err" || fail "exec chain: $(cat "$tmp/err")"
+  [ "$(grep -c 'replaced itself by' "$tmp/err")" = 2 ] || fail "exec chain: $(cat "$tmp/err")"
+  # A kept directory used again: only this run's programs.
+  "$tool" run --children --report-dir "$tmp/again" -- ls / >/dev/null 2>&1 || fail "--report-dir run 1"
+  expect 0 "^mallard: 1 program ran under Mallard (ls," "$tool" run --children --report-dir "$tmp/again" -- ls /
+  # A name with a newline is one line in the table.
+  ln -s "$truebin" "$tmp/new
+line"
+  expect 0 "" "$tool" run --children -- "$tmp/new
+line"
+  grep -q '^ *[0-9]* *[0-9]*  new_line ' "$tmp/err" || fail "newline name: $(cat "$tmp/err")"
+  # A descendant that outlives the program (a daemon) keeps mallard waiting until a signal ends
+  # the wait: then what arrived is printed.
+  "$tool" run --children -- sh -c 'sleep 30 & echo started' >/dev/null 2>"$tmp/daemon.err" &
+  pid=$!
+  sleep 1
+  kill -TERM "$pid"
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.3
+  done
+  ! kill -0 "$pid" 2>/dev/null || fail "a daemon descendant: mallard still waits after SIGTERM"
+  wait "$pid" || true
+  grep -q "^mallard: stopped waiting for the descendants still running" "$tmp/daemon.err" ||
+    fail "a daemon descendant: $(cat "$tmp/daemon.err")"
+  pkill -f 'sleep 30' 2>/dev/null || true
   [ -z "$(ls -A "$TMPDIR")" ] || fail "left in TMPDIR: $(ls -A "$TMPDIR")"
   echo "ok: children"
   ;;

@@ -14,9 +14,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,10 +29,26 @@ volatile sig_atomic_t g_child = 0;
 
 // Signals sent to the tool by another process (kill, a service manager) go on to the program. Those
 // the terminal sends (^C, ^\) reach the program itself, as a member of the foreground process
-// group: they are not sent a second time.
+// group: they are not sent a second time. A signal sent by another process to the whole process
+// group (kill -- -PGID) reaches the program twice (directly and from here): the sender cannot be
+// told from one that signalled mallard alone (docs/observability.md).
 void forward(int sig, siginfo_t* info, void*) {
   if (g_child > 0 && info != nullptr && info->si_code <= 0 && info->si_pid != g_child)
     kill(g_child, sig);
+}
+
+// While mallard waits for the descendants of a program that has ended (--children), the signals
+// that would end it end the wait instead: what arrived is printed.
+volatile sig_atomic_t g_stop_waiting = 0;
+void stop_waiting(int) {
+  g_stop_waiting = 1;
+}
+
+std::uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u +
+         static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 constexpr int kForwarded[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT};
@@ -49,8 +67,9 @@ void say(int fd, const std::string& text) {
   write_all(fd, text.data(), text.size());
 }
 
-// The report file of process pid in dir ("PROG.PID.json" or "PROG.PID.txt"), or "".
-std::string find_report(const std::string& dir, pid_t pid) {
+// The report file of process pid in dir ("PROG.PID.json" or "PROG.PID.txt") written since
+// `since` (a kept directory may hold the reports of earlier runs), or "".
+std::string find_report(const std::string& dir, pid_t pid, timespec since) {
   std::string tail_json = std::to_string(pid);
   tail_json.insert(0, 1, '.');
   std::string tail_text = tail_json;
@@ -61,11 +80,16 @@ std::string find_report(const std::string& dir, pid_t pid) {
   if (d == nullptr) return found;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    if (name.empty() || name[0] == '.') continue;
     for (const std::string& tail : {tail_json, tail_text}) {
-      if (name.size() > tail.size() &&
-          name.compare(name.size() - tail.size(), tail.size(), tail) == 0)
-        found = dir + "/" + name;
+      if (name.size() <= tail.size() ||
+          name.compare(name.size() - tail.size(), tail.size(), tail) != 0)
+        continue;
+      struct stat st;
+      std::string path = dir + "/" + name;
+      if (stat(path.c_str(), &st) == 0 &&
+          (st.st_mtim.tv_sec > since.tv_sec ||
+           (st.st_mtim.tv_sec == since.tv_sec && st.st_mtim.tv_nsec >= since.tv_nsec)))
+        found = path;
     }
   }
   closedir(d);
@@ -86,6 +110,12 @@ bool copy_file_to(const std::string& path, int fd) {
   }
   close(in);
   return true;
+}
+
+bool is_dash(const std::string& program) {
+  std::string base =
+      program.substr(program.rfind('/') == std::string::npos ? 0 : program.rfind('/') + 1);
+  return base == "sh" || base == "dash";
 }
 
 std::string how_it_ended(int status) {
@@ -133,15 +163,15 @@ struct ProcRecord {
   unsigned long long start_ns = 0, peak_resident = 0, bytes_in_use = 0;
 };
 
-std::vector<ProcRecord> read_records(const std::string& dir) {
+// The records of the programs that started since since_ns (CLOCK_MONOTONIC): a kept directory
+// may hold those of earlier runs.
+std::vector<ProcRecord> read_records(const std::string& dir, unsigned long long since_ns) {
   std::vector<ProcRecord> out;
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return out;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    if (name.empty() || name[0] == '.' || name.size() < 6 ||
-        name.compare(name.size() - 5, 5, ".proc") != 0)
-      continue;
+    if (name.size() < 6 || name.compare(name.size() - 5, 5, ".proc") != 0) continue;
     FILE* f = fopen((dir + "/" + name).c_str(), "r");
     if (f == nullptr) continue;
     ProcRecord r;
@@ -163,7 +193,7 @@ std::vector<ProcRecord> read_records(const std::string& dir) {
       if (key == "bytes_in_use") r.bytes_in_use = strtoull(value.c_str(), nullptr, 10);
     }
     fclose(f);
-    if (r.pid > 0) out.push_back(r);
+    if (r.pid > 0 && r.start_ns >= since_ns) out.push_back(r);
   }
   closedir(d);
   // In the order the processes (and the programs of one process, exec by exec) started.
@@ -195,8 +225,13 @@ std::string cut(const std::string& text, size_t most) {
 // --children: one line per process of the tree, then the full report of the one whose peak RSS
 // was largest (or, with --report-dir, where the reports are).
 void deliver_children(const std::string& dir, bool keep, pid_t child, int status,
-                      const std::string& program, const ReportPlan& plan) {
-  std::vector<ProcRecord> records = read_records(dir);
+                      const std::string& program, const ReportPlan& plan,
+                      unsigned long long since_ns, bool gave_up_waiting) {
+  std::vector<ProcRecord> records = read_records(dir, since_ns);
+  if (gave_up_waiting)
+    say(plan.fd,
+        "mallard: stopped waiting for the descendants still running (a signal): their "
+        "reports are missing\n");
   char line[512];
   say(plan.fd, "mallard: " + std::to_string(records.size()) + " program" +
                    (records.size() == 1 ? "" : "s") + " ran under Mallard (" + program + ", pid " +
@@ -286,8 +321,15 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&sa.sa_mask);
   struct sigaction old_actions[sizeof kForwarded / sizeof kForwarded[0]];
-  for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k)
-    sigaction(kForwarded[k], &sa, &old_actions[k]);  // exec resets handlers in the program
+  for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k) {
+    // A signal mallard was started with ignored (nohup, a background job) stays ignored, for the
+    // program too (exec keeps ignored signals): not hooked.
+    sigaction(kForwarded[k], nullptr, &old_actions[k]);
+    if (old_actions[k].sa_handler != SIG_IGN) sigaction(kForwarded[k], &sa, nullptr);
+  }
+  const unsigned long long run_start_ns = monotonic_ns();
+  timespec run_start_time;
+  clock_gettime(CLOCK_REALTIME_COARSE, &run_start_time);  // the clock of file times
   int exec_pipe[2];
   if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
     fprintf(stderr, "mallard: pipe: %s\n", strerror(errno));
@@ -295,6 +337,7 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   }
   if (plan.children) prctl(PR_SET_CHILD_SUBREAPER, 1);
   fflush(nullptr);
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     fprintf(stderr, "mallard: fork: %s\n", strerror(errno));
@@ -303,6 +346,11 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   }
   if (pid == 0) {
     close(exec_pipe[0]);
+    for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k)
+      sigaction(kForwarded[k], &old_actions[k], nullptr);
+    // Killed with mallard (kill -9 of mallard ends the program, as when mallard execs it).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(126);  // mallard ended before the line above
     // Only this process reports (not the programs it starts): exec keeps the pid.
     std::string options = getenv("MALLARD_OPTIONS") != nullptr ? getenv("MALLARD_OPTIONS") : "";
     if (!plan.children) {
@@ -324,14 +372,31 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   } while (got < 0 && errno == EINTR);
   close(exec_pipe[0]);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  // --children: the orphaned descendants are the tool's now (a subreaper): their reports are
-  // complete once they have all ended.
-  for (int other; plan.children;) {
-    if (waitpid(-1, &other, 0) < 0 && errno != EINTR) break;
+  for (;;) {
+    if (waitpid(pid, &status, WUNTRACED) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (!WIFSTOPPED(status)) break;
+    // The program stopped (^Z, SIGSTOP): so does mallard, so that the shell sees its job stop;
+    // once continued, it continues the program.
+    raise(SIGSTOP);
+    kill(pid, SIGCONT);
   }
   g_child = 0;
+  // --children: the orphaned descendants are mallard's now (a subreaper): their reports are
+  // complete once they have all ended. A signal that would end mallard ends the wait instead.
+  bool gave_up_waiting = false;
+  if (plan.children) {
+    struct sigaction stop {};
+    stop.sa_handler = stop_waiting;  // no SA_RESTART: waitpid returns EINTR
+    sigemptyset(&stop.sa_mask);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaction(sig, &stop, nullptr);
+    for (int other; !g_stop_waiting;) {
+      if (waitpid(-1, &other, 0) < 0 && errno != EINTR) break;
+    }
+    gave_up_waiting = g_stop_waiting != 0;
+  }
   for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k)
     sigaction(kForwarded[k], &old_actions[k], nullptr);
   if (got == static_cast<ssize_t>(sizeof exec_error)) {
@@ -345,19 +410,22 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   }, old_pipe{};
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &ignore, &old_pipe);
-  std::string report = find_report(dir, pid);
+  std::string report = find_report(dir, pid, run_start_time);
   std::string program = argv[0];
   if (plan.children) {
-    deliver_children(dir, keep, pid, status, program, plan);
+    deliver_children(dir, keep, pid, status, program, plan, run_start_ns, gave_up_waiting);
   } else if (report.empty()) {
-    say(plan.fd, "mallard: " + program + " (pid " + std::to_string(pid) +
-                     ") ended without a report: it " + how_it_ended(status) +
-                     (!plan.without_mallard.empty()
-                          ? " (it ran without Mallard: " + plan.without_mallard + ")"
-                      : WIFSIGNALED(status) ? ""
-                                            : " (through _exit, or after an exec of a program "
-                                              "Mallard is not preloaded into)") +
-                     "\n");
+    say(plan.fd,
+        "mallard: " + program + " (pid " + std::to_string(pid) + ") ended without a report: it " +
+            how_it_ended(status) +
+            (!plan.without_mallard.empty()
+                 ? " (it ran without Mallard: " + plan.without_mallard + ")"
+             : WIFSIGNALED(status) ? ""
+             : is_dash(program) ? " (dash, the sh of Debian and Ubuntu, ends with _exit: run the "
+                                  "program itself, or use --children to see the programs it runs)"
+                                : " (through _exit, or after an exec of a program Mallard is not "
+                                  "preloaded into)") +
+            "\n");
   } else if (keep) {
     say(plan.fd, "mallard: report of " + program + " (pid " + std::to_string(pid) + ") kept in " +
                      report + "\n");
