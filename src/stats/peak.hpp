@@ -43,8 +43,10 @@ void enable_peak_watch(bool on);
 
 // On allocation slow paths, with no allocator lock held.
 inline void watch_peak() {
+  std::uint64_t next = g_next_peak_check_ms.load(std::memory_order_relaxed);
+  if (next == kPeakWatchOff) return;  // no report asked for: not even a clock read
   std::uint64_t now = os::now_ms();
-  if (now >= g_next_peak_check_ms.load(std::memory_order_relaxed)) watch_peak_slow(now);
+  if (now >= next) watch_peak_slow(now);
 }
 
 // Copies the peak snapshot into *out; false if none was taken.
