@@ -328,7 +328,8 @@ line"
   grep -q '^ *[0-9]* *[0-9]*  new_line ' "$tmp/err" || fail "newline name: $(cat "$tmp/err")"
   # A descendant that outlives the program (a daemon) keeps mallard waiting until a signal ends
   # the wait: then what arrived is printed.
-  "$tool" run --children -- sh -c 'sleep 30 & echo started' >/dev/null 2>"$tmp/daemon.err" &
+  "$tool" run --children -- sh -c "sleep 30 & echo \$! >'$tmp/daemon.pid'" >/dev/null \
+    2>"$tmp/daemon.err" &
   pid=$!
   sleep 1
   kill -TERM "$pid"
@@ -340,7 +341,7 @@ line"
   wait "$pid" || true
   grep -q "^mallard: stopped waiting for the descendants still running" "$tmp/daemon.err" ||
     fail "a daemon descendant: $(cat "$tmp/daemon.err")"
-  pkill -f 'sleep 30' 2>/dev/null || true
+  kill "$(cat "$tmp/daemon.pid")" 2>/dev/null || true
   [ -z "$(ls -A "$TMPDIR")" ] || fail "left in TMPDIR: $(ls -A "$TMPDIR")"
   echo "ok: children"
   ;;
