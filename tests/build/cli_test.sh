@@ -256,19 +256,26 @@ transport)
   out=$(sh -c "trap '' HUP INT; exec \"$tool\" run --report -- grep SigIgn /proc/self/status" 2>/dev/null)
   mask=$(printf '%s' "$out" | awk '/^SigIgn/ {print $2}')
   [ $((0x${mask:-0} & 3)) = 3 ] || fail "ignored signals: the program's SigIgn is '$out'"
-  # A program that stops itself stops mallard too (the shell sees the job stop); continued, both go on.
-  "$tool" run --report -- sh -c 'kill -STOP $$; echo resumed' >"$tmp/stop.out" 2>"$tmp/stop.err" &
+  # A program that stops itself: outside a terminal's foreground (here) mallard goes on waiting,
+  # not stopped (nobody would continue it); continued, the program ends and mallard reports.
+  "$tool" run --report -- sh -c "echo \$\$ >'$tmp/stop.pid'; kill -STOP \$\$; echo resumed" \
+    >"$tmp/stop.out" 2>"$tmp/stop.err" &
   pid=$!
   state=""
   for _ in 1 2 3 4 5 6 7 8 9 10; do
     sleep 0.2
-    state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    [ -s "$tmp/stop.pid" ] || continue
+    state=$(awk '/^State:/ {print $2}' "/proc/$(cat "$tmp/stop.pid")/status" 2>/dev/null)
     [ "$state" = T ] && break
   done
-  [ "$state" = T ] || fail "a stopped program: mallard's state is '$state', not stopped"
-  kill -CONT "$pid"
+  [ "$state" = T ] || fail "a program that stops itself: its state is '$state'"
+  mine=$(awk '/^State:/ {print $2}' "/proc/$pid/status")
+  [ "$mine" != T ] || fail "a program that stops itself: mallard stopped outside a terminal"
+  kill -CONT "$(cat "$tmp/stop.pid")"
   wait "$pid" || fail "a stopped program, continued: exit $?"
   grep -q resumed "$tmp/stop.out" || fail "a stopped program was not continued"
+  grep -q "^mallard: sh (pid [0-9]*) ended without a report: it exited with status 0" "$tmp/stop.err" ||
+    fail "a stopped program: $(cat "$tmp/stop.err")"
   # Programs whose names start with a dot, or are too long for a file name (NAME_MAX).
   cp "$truebin" "$tmp/.hidden"
   expect 0 "== mallard report: .hidden (pid " "$tool" run --report -- "$tmp/.hidden"

@@ -44,6 +44,14 @@ void stop_waiting(int) {
   g_stop_waiting = 1;
 }
 
+// Whether mallard runs in the foreground process group of its controlling terminal (job control:
+// a shell waits for it and can continue it).
+bool in_terminal_foreground() {
+  for (int fd = 0; fd <= 2; ++fd)
+    if (isatty(fd) && tcgetpgrp(fd) == getpgrp()) return true;
+  return false;
+}
+
 std::uint64_t monotonic_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -378,10 +386,13 @@ int run_and_report(char** argv, const ReportPlan& plan) {
       break;
     }
     if (!WIFSTOPPED(status)) break;
-    // The program stopped (^Z, SIGSTOP): so does mallard, so that the shell sees its job stop;
-    // once continued, it continues the program.
-    raise(SIGSTOP);
-    kill(pid, SIGCONT);
+    // The program stopped (^Z, SIGSTOP): in the foreground of a terminal, so does mallard, so
+    // that the shell sees its job stop (fg continues both). Elsewhere (a script, a service, a
+    // debugger's SIGSTOP) nobody would continue mallard: it goes on waiting.
+    if (in_terminal_foreground()) {
+      raise(SIGSTOP);
+      kill(pid, SIGCONT);
+    }
   }
   g_child = 0;
   // --children: the orphaned descendants are mallard's now (a subreaper): their reports are
