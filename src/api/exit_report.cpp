@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "api/exit_report.hpp"
@@ -47,18 +48,17 @@ void write_safe_name(os::TextWriter& w) {
   }
 }
 
-// The pid of the parent of a fork, kept by its prepare handler (getppid() in the child may
-// already name init or mallard, if the parent has ended); 0 when unknown.
-pid_t g_pid_before_fork = 0;
+// The pid of the process that forks, kept by fork's prepare handler for the child's record
+// (getppid() in the child may already name init or mallard, if the parent has ended). Every
+// thread of one process writes the same value.
+std::atomic<pid_t> g_pid_before_fork{0};
+// This process's parent as its records name it: set when it starts (or is forked).
+pid_t g_record_ppid = 0;
 
 // MALLARD_REPORT_DIR if this process reports into it (report set, report_pid this process or 0,
 // not a setuid program: config::load_options_from_environment ignores the environment too).
 const char* report_dir() {
-  long kind = config::options().report;
-  if (kind != 1 && kind != 2) return nullptr;
-  long only_pid = config::options().report_pid;
-  if (only_pid != 0 && only_pid != static_cast<long>(getpid())) return nullptr;
-  if (config::secure_execution()) return nullptr;
+  if (!reports_here()) return nullptr;
   const char* dir = os::get_env("MALLARD_REPORT_DIR");
   return dir != nullptr && *dir != '\0' ? dir : nullptr;
 }
@@ -134,8 +134,15 @@ void write_process_record(const char* dir, bool at_exit, long kind) {
   write_atomically(dir, suffix, [&](int fd) {
     os::TextWriter w(fd);
     w.str("pid=").u(static_cast<std::uint64_t>(getpid())).ch('\n');
-    pid_t parent = g_pid_before_fork != 0 ? g_pid_before_fork : getppid();
+    pid_t parent = g_record_ppid != 0 ? g_record_ppid : getppid();
     w.str("ppid=").u(static_cast<std::uint64_t>(parent)).ch('\n');
+    // The run of `mallard run` this process belongs to (MALLARD_REPORT_RUN): a directory kept and
+    // shared by several runs holds the records of all of them.
+    w.str("run=");
+    const char* run = os::get_env("MALLARD_REPORT_RUN");
+    for (int i = 0; run != nullptr && run[i] != '\0' && i < 32; ++i)
+      if ((run[i] >= '0' && run[i] <= '9') || (run[i] >= 'a' && run[i] <= 'z')) w.ch(run[i]);
+    w.ch('\n');
     w.str("program=");
     write_safe_name(w);
     w.ch('\n');
@@ -168,12 +175,20 @@ void write_process_record(const char* dir, bool at_exit, long kind) {
 }  // namespace
 
 void note_fork_parent() {
-  g_pid_before_fork = getpid();
+  g_pid_before_fork.store(getpid(), std::memory_order_relaxed);
 }
 
-void record_process_start() {
+bool reports_here() {
+  long kind = config::options().report;
+  long only_pid = config::options().report_pid;
+  return (kind == 1 || kind == 2) && (only_pid == 0 || only_pid == static_cast<long>(getpid())) &&
+         !config::secure_execution();
+}
+
+void record_process_start(bool forked) {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
   g_start_ns = monotonic_ns();
+  g_record_ppid = forked ? g_pid_before_fork.load(std::memory_order_relaxed) : getppid();
   if (const char* dir = report_dir()) write_process_record(dir, false, config::options().report);
 }
 

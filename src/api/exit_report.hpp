@@ -9,8 +9,12 @@ namespace mallard::api {
 void report_at_exit();
 // If this process reports into MALLARD_REPORT_DIR: records that it started
 // (DIR/PROG.PID.START.proc).
-// Called once initialised and in the child of a fork (a new process of the same program).
-void record_process_start();
+// Called once initialised and in the child of a fork (forked: a new process of the same
+// program, whose parent is the process that forked).
+void record_process_start(bool forked);
+// Whether this process writes a report at exit (option report, report_pid this process or 0, not
+// a setuid program): only such a process watches its peak (stats/peak.hpp).
+bool reports_here();
 // In fork()'s prepare handler: the pid the child's record names as its parent.
 void note_fork_parent();
 

@@ -170,7 +170,8 @@ MALLARD_API int mallard_option_set(const char* key, const char* value) noexcept 
   if (!config::set_option(config::options(), key, std::strlen(key), value, std::strlen(value)))
     return -1;
   api::refresh_small_limit();
-  if (std::strcmp(key, "report") == 0) stats::enable_peak_watch(config::options().report != 0);
+  if (std::strcmp(key, "report") == 0 || std::strcmp(key, "report_pid") == 0)
+    stats::enable_peak_watch(api::reports_here());
   if (std::strcmp(key, "arena_max") == 0 && config::options().arena_max > 0)
     arenas::set_cap(static_cast<unsigned>(config::options().arena_max));
   return 0;

@@ -104,7 +104,8 @@ void after_fork_child() {
   after_fork_child_locks();
   stats::reset_peak_in_child();
   stats::reset_report_in_child();
-  record_process_start();  // a new process: `mallard run --children` lists it
+  stats::enable_peak_watch(reports_here());  // a child of a reporting process may not report
+  record_process_start(true);                // a new process: `mallard run --children` lists it
 }
 
 void after_fork_child_locks() {
@@ -152,7 +153,7 @@ void initialize_slow() {
       // that forbids opening files later, and must not find Mallard opening them then.
       (void)os::max_map_count();
       (void)os::strict_overcommit();
-      stats::enable_peak_watch(config::options().report != 0);
+      stats::enable_peak_watch(reports_here());
       heap_registry::init();
       g_init_state.store(2, std::memory_order_release);
       first = true;
@@ -161,7 +162,7 @@ void initialize_slow() {
   // Outside the lock: registering may itself allocate.
   if (first) {
     register_fork_handlers();
-    record_process_start();
+    record_process_start(false);
   }
 }
 

@@ -1,7 +1,7 @@
 // peak.cpp: the peak snapshot (peak.hpp): rate-limited RSS checks and the snapshot kept.
 #include "stats/peak.hpp"
 
-#include "os/lock.hpp"
+#include "stats/owned_lock.hpp"
 #include "stats/snapshot.hpp"
 
 namespace mallard::stats {
@@ -10,7 +10,8 @@ std::atomic<std::uint64_t> g_next_peak_check_ms{kPeakWatchOff};
 
 namespace {
 
-os::SpinLock g_peak_lock;  // taken with try_lock only: a busy check is skipped, never waited for
+OwnedLock
+    g_peak_lock;  // snapshots take it with try_lock: a busy check is skipped, never waited for
 std::uint64_t g_first_ms = 0;
 std::size_t g_last_rss = 0;
 PeakSnapshot g_peak;     // the last snapshot, complete (guarded by g_peak_lock)
@@ -52,14 +53,10 @@ void watch_peak_slow(std::uint64_t now_ms) {
 }
 
 bool copy_peak(PeakSnapshot* out) {
-  // A snapshot being taken ends within milliseconds; one that never will (the exit report runs in
-  // a signal handler that interrupted the snapshot on this very thread) is given up after
-  // kCopyWaitMs: the report then has no peak section.
-  bool locked = false;
-  for (std::uint64_t waited = 0; !(locked = g_peak_lock.try_lock()) && waited < kCopyWaitMs;
-       ++waited)
-    os::sleep_ms(1);
-  if (!locked) return false;
+  // A snapshot being taken ends within milliseconds (kCopyWaitMs at most is waited for); one that
+  // this very thread is taking (the exit report runs in a signal handler that interrupted it)
+  // never will: the report then has no peak section.
+  if (!g_peak_lock.lock(kCopyWaitMs)) return false;
   *out = g_peak;
   g_peak_lock.unlock();
   return out->taken;

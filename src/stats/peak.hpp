@@ -31,7 +31,7 @@ struct PeakSnapshot {
 inline constexpr std::uint64_t kCheckIntervalMs = 10;
 inline constexpr unsigned kGrowthShift = 3;      // a new snapshot needs RSS 1/8 above the last one
 inline constexpr std::uint64_t kCostShare = 20;  // snapshots take at most 1/20 of the time
-inline constexpr std::uint64_t kCopyWaitMs = 200;  // the exit report's wait for a snapshot
+inline constexpr std::uint64_t kCopyWaitMs = 10000;  // the exit report's wait for a snapshot
 inline constexpr std::uint64_t kPeakWatchOff = ~std::uint64_t{0};
 
 extern std::atomic<std::uint64_t> g_next_peak_check_ms;

@@ -10,7 +10,7 @@
 #include "backend/arena_registry.hpp"
 #include "backend/huge.hpp"
 #include "config/options.hpp"
-#include "os/lock.hpp"
+#include "stats/owned_lock.hpp"
 #include "stats/peak.hpp"
 #include "stats/rss_split.hpp"
 #include "stats/snapshot.hpp"
@@ -282,23 +282,19 @@ void write_classes_json(os::TextWriter& w, const mallard_stats& s) {
 namespace {
 
 // The report's large working state (about 10 KiB), off the caller's stack: the exit report may run
-// on a thread with a 16 KiB stack. One report at a time; one that cannot have it within
-// kCopyWaitMs (a report from a signal handler that interrupted another) says so instead.
+// on a thread with a 16 KiB stack. One report at a time: the others wait (kCopyWaitMs at most);
+// a report from a signal handler that interrupted a report of the same thread says so instead.
 struct ReportScratch {
   mallard_stats now;
   RssSplit split;
   PeakSnapshot peak;
 };
 ReportScratch g_report_scratch;
-os::SpinLock g_report_lock;
+OwnedLock g_report_lock;
 
 class ScratchGuard {
  public:
-  ScratchGuard() {
-    for (std::uint64_t waited = 0; !(locked_ = g_report_lock.try_lock()) && waited < kCopyWaitMs;
-         ++waited)
-      os::sleep_ms(1);
-  }
+  ScratchGuard() : locked_(g_report_lock.lock(kCopyWaitMs)) {}
   ~ScratchGuard() {
     if (locked_) g_report_lock.unlock();
   }
@@ -307,7 +303,7 @@ class ScratchGuard {
   bool locked() const { return locked_; }
 
  private:
-  bool locked_ = false;
+  bool locked_;
 };
 
 }  // namespace
@@ -319,7 +315,7 @@ void reset_report_in_child() {
 void write_report_text(os::TextWriter& w) {
   ScratchGuard guard;
   if (!guard.locked()) {
-    w.str("mallard: no report: another report is being written by this process\n");
+    w.str("mallard: no report: this thread is writing one already (a signal handler?)\n");
     return;
   }
   mallard_stats& s = g_report_scratch.now;
@@ -386,7 +382,7 @@ void write_report_text(os::TextWriter& w) {
 void write_report_json(os::TextWriter& w) {
   ScratchGuard guard;
   if (!guard.locked()) {
-    w.str("{\"schema_version\":1,\"error\":\"another report is being written by this process\"}\n");
+    w.str("{\"schema_version\":1,\"error\":\"this thread is writing a report already\"}\n");
     return;
   }
   mallard_stats& s = g_report_scratch.now;

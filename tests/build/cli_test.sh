@@ -324,6 +324,20 @@ children)
   expect 0 "" "$tool" run --children -- sh -c 'exec sh -c "exec true"'
   grep -q "^mallard: 3 programs ran under Mallard" "$tmp/err" || fail "exec chain: $(cat "$tmp/err")"
   [ "$(grep -c 'replaced itself by' "$tmp/err")" = 2 ] || fail "exec chain: $(cat "$tmp/err")"
+  # A process that forked names its own parent, not itself.
+  expect 0 "" "$tool" run --children -- perl -e 'if (fork() == 0) { exit 0 } wait; exit 0'
+  [ "$(grep -c '^ *[0-9]* *[0-9]*  perl ' "$tmp/err")" = 2 ] || fail "perl's fork: $(cat "$tmp/err")"
+  awk '/ PPID  PROGRAM / {t = 1; next} /^mallard:/ {t = 0} t && $1 == $2 {bad = 1} END {exit bad}' \
+    "$tmp/err" ||
+    fail "a record names its own pid as its parent: $(cat "$tmp/err")"
+  # Two runs sharing a kept directory at the same time: each lists its own programs.
+  "$tool" run --children --report-dir "$tmp/shared" -- sleep 1 >/dev/null 2>"$tmp/shared.err" &
+  pid=$!
+  sleep 0.3
+  expect 0 "^mallard: 1 program ran under Mallard (ls," "$tool" run --children --report-dir "$tmp/shared" -- ls /
+  wait "$pid" || fail "the first run sharing a directory: exit $?"
+  grep -q "^mallard: 1 program ran under Mallard (sleep," "$tmp/shared.err" ||
+    fail "two runs sharing a directory: $(cat "$tmp/shared.err")"
   # A kept directory used again: only this run's programs.
   "$tool" run --children --report-dir "$tmp/again" -- ls / >/dev/null 2>&1 || fail "--report-dir run 1"
   expect 0 "^mallard: 1 program ran under Mallard (ls," "$tool" run --children --report-dir "$tmp/again" -- ls /

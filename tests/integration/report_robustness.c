@@ -6,6 +6,8 @@
  *   sigexit     20k small mappings (a slow /proc/self/smaps), then a SIGALRM every 3 ms whose
  *               handler calls exit(0) while the main loop allocates: the exit report may run in
  *               a handler that interrupted a peak snapshot of the same thread; it must not hang.
+ *   tworeports  20k mappings (a report then takes a while), then two threads write JSON reports
+ *               (mallard_print_stats_json) at once into files: both must be complete reports.
  *   smallstack  threads with 16 KiB stacks (PTHREAD_STACK_MIN) print reports
  *               (mallard_print_report, found with dlsym) and one calls exit(): the report must
  *               fit in their stacks.
@@ -49,6 +51,17 @@ static int sandbox(void) {
   return 0;
 }
 
+/* n one-page mappings that cannot merge (alternate permissions): /proc/self/smaps grows long. */
+static int make_mappings(int n) {
+  for (int i = 0; i < n; i++) {
+    char* p = mmap(NULL, 4096, PROT_READ | PROT_WRITE | (i & 1 ? PROT_EXEC : 0),
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return 0;
+    p[0] = 1;
+  }
+  return 1;
+}
+
 static void exit_now(int sig) {
   (void)sig;
   puts("report_robustness: sigexit ok");
@@ -56,12 +69,7 @@ static void exit_now(int sig) {
 }
 
 static int sigexit(void) {
-  for (int i = 0; i < 20000; i++) {
-    char* p = mmap(NULL, 4096, PROT_READ | PROT_WRITE | (i & 1 ? PROT_EXEC : 0),
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return 1;
-    p[0] = 1;
-  }
+  if (!make_mappings(20000)) return 1;
   signal(SIGALRM, exit_now);
   struct itimerval it = {{0, 3000}, {0, 3000}};
   setitimer(ITIMER_REAL, &it, NULL);
@@ -71,6 +79,41 @@ static int sigexit(void) {
     memset(p, 1, 300000);
     free(p);
   }
+}
+
+static void* print_json(void* arg) {
+  void (*print)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "mallard_print_stats_json");
+  int fd = open((const char*)arg, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (print != NULL && fd >= 0) print(fd);
+  close(fd);
+  return NULL;
+}
+
+static int tworeports(void) {
+  if (!make_mappings(20000)) return 1;
+  const char* dir = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s/report_robustness.%d.a.json", dir, (int)getpid());
+  snprintf(b, sizeof b, "%s/report_robustness.%d.b.json", dir, (int)getpid());
+  pthread_t t1, t2;
+  pthread_create(&t1, NULL, print_json, a);
+  pthread_create(&t2, NULL, print_json, b);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  int status = 0;
+  for (const char* path = a;; path = b) {
+    char buf[256] = {0};
+    FILE* f = fopen(path, "r");
+    if (f == NULL || fread(buf, 1, sizeof buf - 1, f) == 0 || strstr(buf, "\"error\"") != NULL ||
+        strncmp(buf, "{\"schema_version\":1,\"version\":", 30) != 0) {
+      printf("report_robustness: tworeports: %s: %.100s\n", path, buf);
+      status = 1;
+    }
+    if (f != NULL) fclose(f);
+    unlink(path);
+    if (path == b) break;
+  }
+  return status;
 }
 
 static void* print_reports(void* arg) {
@@ -111,6 +154,7 @@ int main(int argc, char** argv) {
   int status = strcmp(mode, "sandbox") == 0      ? sandbox()
                : strcmp(mode, "sigexit") == 0    ? sigexit()
                : strcmp(mode, "smallstack") == 0 ? smallstack()
+               : strcmp(mode, "tworeports") == 0 ? tworeports()
                                                  : 2;
   if (status == 0) printf("report_robustness: %s ok\n", mode);
   return status;

@@ -75,35 +75,6 @@ void say(int fd, const std::string& text) {
   write_all(fd, text.data(), text.size());
 }
 
-// The report file of process pid in dir ("PROG.PID.json" or "PROG.PID.txt") written since
-// `since` (a kept directory may hold the reports of earlier runs), or "".
-std::string find_report(const std::string& dir, pid_t pid, timespec since) {
-  std::string tail_json = std::to_string(pid);
-  tail_json.insert(0, 1, '.');
-  std::string tail_text = tail_json;
-  tail_json.append(".json");
-  tail_text.append(".txt");
-  std::string found;
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return found;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    for (const std::string& tail : {tail_json, tail_text}) {
-      if (name.size() <= tail.size() ||
-          name.compare(name.size() - tail.size(), tail.size(), tail) != 0)
-        continue;
-      struct stat st;
-      std::string path = dir + "/" + name;
-      if (stat(path.c_str(), &st) == 0 &&
-          (st.st_mtim.tv_sec > since.tv_sec ||
-           (st.st_mtim.tv_sec == since.tv_sec && st.st_mtim.tv_nsec >= since.tv_nsec)))
-        found = path;
-    }
-  }
-  closedir(d);
-  return found;
-}
-
 bool copy_file_to(const std::string& path, int fd) {
   int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return false;
@@ -167,13 +138,13 @@ void remove_tree(const std::string& dir) {
 // A process record DIR/PROG.PID.proc (api/exit_report.cpp writes it: key=value lines).
 struct ProcRecord {
   long pid = 0, ppid = 0;
-  std::string program, state, report, cmdline;
+  std::string program, state, report, cmdline, run;
   unsigned long long start_ns = 0, peak_resident = 0, bytes_in_use = 0;
 };
 
-// The records of the programs that started since since_ns (CLOCK_MONOTONIC): a kept directory
-// may hold those of earlier runs.
-std::vector<ProcRecord> read_records(const std::string& dir, unsigned long long since_ns) {
+// The records of this run's programs (run: MALLARD_REPORT_RUN): a kept directory may hold those of
+// earlier runs, or of another run at the same time.
+std::vector<ProcRecord> read_records(const std::string& dir, const std::string& run) {
   std::vector<ProcRecord> out;
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return out;
@@ -196,12 +167,13 @@ std::vector<ProcRecord> read_records(const std::string& dir, unsigned long long 
       if (key == "state") r.state = value;
       if (key == "report") r.report = value;
       if (key == "cmdline") r.cmdline = value;
+      if (key == "run") r.run = value;
       if (key == "start_ns") r.start_ns = strtoull(value.c_str(), nullptr, 10);
       if (key == "peak_resident") r.peak_resident = strtoull(value.c_str(), nullptr, 10);
       if (key == "bytes_in_use") r.bytes_in_use = strtoull(value.c_str(), nullptr, 10);
     }
     fclose(f);
-    if (r.pid > 0 && r.start_ns >= since_ns) out.push_back(r);
+    if (r.pid > 0 && r.run == run) out.push_back(r);
   }
   closedir(d);
   // In the order the processes (and the programs of one process, exec by exec) started.
@@ -209,6 +181,17 @@ std::vector<ProcRecord> read_records(const std::string& dir, unsigned long long 
     return a.start_ns != b.start_ns ? a.start_ns < b.start_ns : a.pid < b.pid;
   });
   return out;
+}
+
+// The report of process pid in this run: the file its last program's exit record names, or "".
+std::string find_report(const std::string& dir, pid_t pid, const std::string& run) {
+  const ProcRecord* last = nullptr;
+  std::vector<ProcRecord> records = read_records(dir, run);
+  for (const ProcRecord& r : records)
+    if (r.pid == pid && r.state == "exited" && !r.report.empty()) last = &r;
+  if (last == nullptr) return "";
+  std::string path = dir + "/" + last->report;
+  return access(path.c_str(), R_OK) == 0 ? path : "";
 }
 
 std::string human_bytes(unsigned long long v) {
@@ -233,9 +216,9 @@ std::string cut(const std::string& text, size_t most) {
 // --children: one line per process of the tree, then the full report of the one whose peak RSS
 // was largest (or, with --report-dir, where the reports are).
 void deliver_children(const std::string& dir, bool keep, pid_t child, int status,
-                      const std::string& program, const ReportPlan& plan,
-                      unsigned long long since_ns, bool gave_up_waiting) {
-  std::vector<ProcRecord> records = read_records(dir, since_ns);
+                      const std::string& program, const ReportPlan& plan, const std::string& run,
+                      bool gave_up_waiting) {
+  std::vector<ProcRecord> records = read_records(dir, run);
   if (gave_up_waiting)
     say(plan.fd,
         "mallard: stopped waiting for the descendants still running (a signal): their "
@@ -335,9 +318,11 @@ int run_and_report(char** argv, const ReportPlan& plan) {
     sigaction(kForwarded[k], nullptr, &old_actions[k]);
     if (old_actions[k].sa_handler != SIG_IGN) sigaction(kForwarded[k], &sa, nullptr);
   }
-  const unsigned long long run_start_ns = monotonic_ns();
-  timespec run_start_time;
-  clock_gettime(CLOCK_REALTIME_COARSE, &run_start_time);  // the clock of file times
+  // This run's token: the records of other runs in a kept directory are not this run's.
+  char run[40];
+  snprintf(run, sizeof run, "%lx%llx", static_cast<unsigned long>(getpid()),
+           static_cast<unsigned long long>(monotonic_ns()));
+  setenv("MALLARD_REPORT_RUN", run, 1);
   int exec_pipe[2];
   if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
     fprintf(stderr, "mallard: pipe: %s\n", strerror(errno));
@@ -399,13 +384,37 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   // complete once they have all ended. A signal that would end mallard ends the wait instead.
   bool gave_up_waiting = false;
   if (plan.children) {
-    struct sigaction stop {};
-    stop.sa_handler = stop_waiting;  // no SA_RESTART: waitpid returns EINTR
+    // SIGCHLD and the ending signals are blocked but around sigsuspend, so that a signal that
+    // comes between a check and the wait is not lost; those mallard was started with ignored
+    // stay ignored.
+    struct sigaction stop {
+    }, chld{};
+    stop.sa_handler = stop_waiting;
     sigemptyset(&stop.sa_mask);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaction(sig, &stop, nullptr);
-    for (int other; !g_stop_waiting;) {
-      if (waitpid(-1, &other, 0) < 0 && errno != EINTR) break;
+    chld.sa_handler = [](int) {};
+    sigemptyset(&chld.sa_mask);
+    sigset_t blocked, during_wait;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGCHLD);
+    sigaction(SIGCHLD, &chld, nullptr);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+      struct sigaction old {};
+      sigaction(sig, nullptr, &old);
+      if (old.sa_handler == SIG_IGN) continue;
+      sigaction(sig, &stop, nullptr);
+      sigaddset(&blocked, sig);
     }
+    sigprocmask(SIG_BLOCK, &blocked, &during_wait);
+    for (;;) {
+      int other;
+      pid_t reaped;
+      while ((reaped = waitpid(-1, &other, WNOHANG)) > 0) {
+      }
+      if (reaped < 0 && errno == ECHILD) break;  // every descendant has ended
+      if (g_stop_waiting) break;
+      sigsuspend(&during_wait);
+    }
+    sigprocmask(SIG_SETMASK, &during_wait, nullptr);
     gave_up_waiting = g_stop_waiting != 0;
   }
   for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k)
@@ -421,10 +430,10 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   }, old_pipe{};
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &ignore, &old_pipe);
-  std::string report = find_report(dir, pid, run_start_time);
+  std::string report = find_report(dir, pid, run);
   std::string program = argv[0];
   if (plan.children) {
-    deliver_children(dir, keep, pid, status, program, plan, run_start_ns, gave_up_waiting);
+    deliver_children(dir, keep, pid, status, program, plan, run, gave_up_waiting);
   } else if (report.empty()) {
     say(plan.fd,
         "mallard: " + program + " (pid " + std::to_string(pid) + ") ended without a report: it " +
