@@ -4,8 +4,8 @@
  * blocks; the total work is split between the threads. Then, with every thread alive and idle
  * and only the long-lived blocks live, the main thread reads the RSS right after the frees and
  * again after 2 s (BENCH_IDLE_S) without any allocator call (what a purge policy returns without
- * help), then after malloc_trim(0). RSS from /proc/self/statm; the peak is sampled after every phase.
- * Result: elapsed_s (the phases only), live_kb, rss_base_kb (before), rss_peak_kb,
+ * help), then after malloc_trim(0). RSS from /proc/self/statm; the peak is sampled after every
+ * phase. Result: elapsed_s (the phases only), live_kb, rss_base_kb (before), rss_peak_kb,
  * rss_after_free_kb, rss_idle_kb, rss_after_trim_kb. */
 #include <stdatomic.h>
 
@@ -36,7 +36,8 @@ static void* worker(void* arg) {
     uint64_t seed = 8 + (uint64_t)w->id * 7919;
     for (int ph = 0; ph < PHASES; ph++) {
         int cur = ph & 1;
-        frag_phase(ph, per_phase, LONG_EVERY, &seed, keep, &nkeep, &live, shorts[cur], &nshort[cur]);
+        frag_phase(ph, per_phase, LONG_EVERY, &seed, keep, &nkeep, &live, shorts[cur],
+                   &nshort[cur]);
         note_rss();
         for (long i = 0; i < nshort[!cur]; i++) free(shorts[!cur][i]);
         nshort[!cur] = 0;
@@ -46,8 +47,8 @@ static void* worker(void* arg) {
         nshort[c] = 0;
     }
     atomic_fetch_add(&g_live_bytes, live);
-    pthread_barrier_wait(&g_done);      /* only the long-lived blocks are live now */
-    pthread_barrier_wait(&g_measured);  /* idle (no allocator call) until main has measured */
+    pthread_barrier_wait(&g_done);     /* only the long-lived blocks are live now */
+    pthread_barrier_wait(&g_measured); /* idle (no allocator call) until main has measured */
     unsigned long sum = 0;
     for (long i = 0; i < nkeep; i++) {
         sum += (unsigned char)keep[i][0];
@@ -86,10 +87,11 @@ int main(int argc, char** argv) {
         pthread_join(t[i], NULL);
         sum += w[i].checksum;
     }
-    printf("result workload=frag_mt threads=%d elapsed_s=%.4f live_kb=%zu rss_base_kb=%ld "
-           "rss_peak_kb=%ld rss_after_free_kb=%ld rss_idle_kb=%ld rss_after_trim_kb=%ld "
-           "check=%lu\n",
-           a.threads, el, atomic_load(&g_live_bytes) / 1024, base, atomic_load(&g_peak_kb),
-           ret.after_free_kb, ret.idle_kb, ret.after_trim_kb, sum % 1000);
+    printf(
+        "result workload=frag_mt threads=%d elapsed_s=%.4f live_kb=%zu rss_base_kb=%ld "
+        "rss_peak_kb=%ld rss_after_free_kb=%ld rss_idle_kb=%ld rss_after_trim_kb=%ld "
+        "check=%lu\n",
+        a.threads, el, atomic_load(&g_live_bytes) / 1024, base, atomic_load(&g_peak_kb),
+        ret.after_free_kb, ret.idle_kb, ret.after_trim_kb, sum % 1000);
     return 0;
 }

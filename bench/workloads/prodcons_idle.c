@@ -9,7 +9,6 @@
 
 #include "common.h"
 
-
 static void** g_blocks;
 static long g_count;
 static pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -57,8 +56,9 @@ int main(int argc, char** argv) {
     pthread_cond_broadcast(&g_cond);
     pthread_mutex_unlock(&g_mutex);
     pthread_join(t, NULL);
-    printf("result workload=prodcons_idle elapsed_s=%.4f rss_base_kb=%ld rss_peak_kb=%ld "
-           "rss_after_free_kb=%ld rss_idle_kb=%ld rss_after_trim_kb=%ld check=%lu\n",
-           el, base, peak, ret.after_free_kb, ret.idle_kb, ret.after_trim_kb, sum % 1000);
+    printf(
+        "result workload=prodcons_idle elapsed_s=%.4f rss_base_kb=%ld rss_peak_kb=%ld "
+        "rss_after_free_kb=%ld rss_idle_kb=%ld rss_after_trim_kb=%ld check=%lu\n",
+        el, base, peak, ret.after_free_kb, ret.idle_kb, ret.after_trim_kb, sum % 1000);
     return 0;
 }
