@@ -13,7 +13,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -113,13 +112,6 @@ bool write_atomically(const char* dir, const char* suffix, Write write) {
   return false;
 }
 
-std::uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 // The process record DIR/PROG.PID.START.proc (START: g_start_ns, so that the programs one pid
 // goes through by exec, even of the same name, have one record each); at exit with the figures
 // and the report's file name.
@@ -187,7 +179,7 @@ bool reports_here() {
 
 void record_process_start(bool forked) {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
-  g_start_ns = monotonic_ns();
+  g_start_ns = os::now_ns();
   g_record_ppid = forked ? g_pid_before_fork.load(std::memory_order_relaxed) : getppid();
   if (const char* dir = report_dir()) write_process_record(dir, false, config::options().report);
 }

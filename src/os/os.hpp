@@ -69,8 +69,11 @@ bool shrink_break(void* new_end);
 unsigned usable_cpu_count();
 // Monotonic milliseconds (coarse clock: cheap enough for slow paths).
 std::uint64_t now_ms();
-// Microseconds of CLOCK_MONOTONIC (precise, unlike now_ms's coarse clock).
-std::uint64_t now_us();
+// Nanoseconds and microseconds of CLOCK_MONOTONIC (precise, unlike now_ms's coarse clock).
+std::uint64_t now_ns();
+inline std::uint64_t now_us() {
+  return now_ns() / 1000;
+}
 // Threads of this process (num_threads of /proc/self/stat), or -1 when /proc is unreadable.
 long thread_count();
 // The kernel's limit on this process's memory mappings (/proc/sys/vm/max_map_count, read once;

@@ -104,11 +104,11 @@ unsigned usable_cpu_count() {
   return n;
 }
 
-std::uint64_t now_us() {
+std::uint64_t now_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000 +
-         static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000 +
+         static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 std::uint64_t now_ms() {

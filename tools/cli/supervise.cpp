@@ -14,10 +14,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -50,13 +50,6 @@ bool in_terminal_foreground() {
   for (int fd = 0; fd <= 2; ++fd)
     if (isatty(fd) && tcgetpgrp(fd) == getpgrp()) return true;
   return false;
-}
-
-std::uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u +
-         static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 constexpr int kForwarded[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT};
@@ -320,8 +313,9 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   }
   // This run's token: the records of other runs in a kept directory are not this run's.
   char run[40];
-  snprintf(run, sizeof run, "%lx%llx", static_cast<unsigned long>(getpid()),
-           static_cast<unsigned long long>(monotonic_ns()));
+  snprintf(
+      run, sizeof run, "%lx%llx", static_cast<unsigned long>(getpid()),
+      static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count()));
   setenv("MALLARD_REPORT_RUN", run, 1);
   int exec_pipe[2];
   if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
