@@ -67,10 +67,6 @@ int thread_count() {
   return count;
 }
 
-double mib(size_t b) {
-  return (double)b / IT_MiB;
-}
-
 void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -93,8 +89,9 @@ size_t burst(void** slots, size_t total, long idle_ms) {
   sleep_ms(idle_ms);
   size_t after_idle = rss_now();
   printf("burst %.0f MiB: RSS start %.1f, peak %.1f, after free %.1f, after %ld ms idle %.1f MiB\n",
-         mib(total), mib(base), mib(peak), mib(after_free), idle_ms, mib(after_idle));
-  if (peak < base + total / 2) it_fail("the burst did not raise RSS (%.1f MiB)", mib(peak));
+         it_mib(total), it_mib(base), it_mib(peak), it_mib(after_free), idle_ms,
+         it_mib(after_idle));
+  if (peak < base + total / 2) it_fail("the burst did not raise RSS (%.1f MiB)", it_mib(peak));
   return after_idle > base ? after_idle - base : 0;
 }
 
@@ -113,7 +110,7 @@ void mode_burst(size_t mib_total) {
   size_t over = burst(slots, total, 2000);
   if (over > 2 * IT_MiB)
     it_fail("RSS %.1f MiB over the start 2 s after freeing a %zu MiB burst (limit 2 MiB)",
-            mib(over), mib_total);
+            it_mib(over), mib_total);
   free(slots);
 }
 
@@ -235,7 +232,7 @@ void purger_checks(const char* who) {
   if (threads != 2) it_fail("%s: %d threads with background_purge=1, expected 2", who, threads);
   check_other_threads_block_signals();
   if (over > 2 * IT_MiB)
-    it_fail("%s: RSS %.1f MiB over the start after 2 s with the purger", who, mib(over));
+    it_fail("%s: RSS %.1f MiB over the start after 2 s with the purger", who, it_mib(over));
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGUSR1);

@@ -131,6 +131,11 @@ inline size_t it_vmsize(void) {
 }
 constexpr size_t IT_MiB = 1024 * 1024;
 
+/* Bytes in MiB, for messages. */
+inline double it_mib(size_t b) {
+  return (double)b / IT_MiB;
+}
+
 /* Pattern of a block keyed by (address, size): word i is key ^ (i * odd constant). */
 inline uint64_t it_key(uintptr_t addr, size_t size) {
   uint64_t k = (uint64_t)addr * 0xD6E8FEB86659FD93ull ^ (uint64_t)size * 0x9E3779B97F4A7C15ull;

@@ -56,10 +56,6 @@ void activity(it_rng& r) {
   for (int i = 0; i < 6; i++) free(p[i]);
 }
 
-double mib(size_t b) {
-  return (double)b / IT_MiB;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,9 +84,9 @@ int main(int argc, char** argv) {
     blocks[i] = Block{p, size};
   }
   size_t peak = it_rss();
-  printf("allocated %zu blocks, %.0f MiB: RSS %.1f -> %.1f MiB\n", count, mib(total), mib(base),
-         mib(peak));
-  if (peak < base + total / 2) it_fail("RSS grew only by %.1f MiB", mib(peak - base));
+  printf("allocated %zu blocks, %.0f MiB: RSS %.1f -> %.1f MiB\n", count, it_mib(total),
+         it_mib(base), it_mib(peak));
+  if (peak < base + total / 2) it_fail("RSS grew only by %.1f MiB", it_mib(peak - base));
   for (size_t i = count; i > 1; i--) { /* free in random order */
     size_t j = r.below(i);
     Block t = blocks[i - 1];
@@ -103,15 +99,15 @@ int main(int argc, char** argv) {
     free(b);
   }
   size_t after_free = it_rss();
-  printf("after free: RSS %.1f MiB\n", mib(after_free));
+  printf("after free: RSS %.1f MiB\n", it_mib(after_free));
 
   if (trim) {
     malloc_trim(0);
     size_t rss = it_rss();
-    printf("after malloc_trim(0): RSS %.1f MiB (start %.1f)\n", mib(rss), mib(base));
+    printf("after malloc_trim(0): RSS %.1f MiB (start %.1f)\n", it_mib(rss), it_mib(base));
     if (rss > base + kTrimSlack)
       it_fail("malloc_trim(0) left RSS at %.1f MiB, more than 8 MiB over the %.1f MiB start",
-              mib(rss), mib(base));
+              it_mib(rss), it_mib(base));
   } else {
     double t0 = it_now();
     size_t rss = after_free;
@@ -120,12 +116,12 @@ int main(int argc, char** argv) {
         it_fail(
             "RSS still %.1f MiB after %.1f s of light activity, more than 16 MiB over the "
             "%.1f MiB start",
-            mib(rss), decay_seconds, mib(base));
+            it_mib(rss), decay_seconds, it_mib(base));
       activity(r);
       usleep(10000);
       rss = it_rss();
     }
-    printf("RSS %.1f MiB (start %.1f) after %.2f s\n", mib(rss), mib(base), it_now() - t0);
+    printf("RSS %.1f MiB (start %.1f) after %.2f s\n", it_mib(rss), it_mib(base), it_now() - t0);
   }
   free(blocks);
   printf("memory_return: OK (%s)\n", trim ? "trim" : "decay");

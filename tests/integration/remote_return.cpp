@@ -33,10 +33,6 @@ void* producer(void*) {
   return nullptr;
 }
 
-double mib(size_t b) {
-  return (double)b / IT_MiB;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -55,8 +51,8 @@ int main(int argc, char** argv) {
   while (g_stage != 1) pthread_cond_wait(&g_cond, &g_mutex);
   pthread_mutex_unlock(&g_mutex);
   size_t peak = it_rss();
-  printf("producer allocated %zu blocks of 1 KiB: RSS %.1f -> %.1f MiB\n", g_count, mib(base),
-         mib(peak));
+  printf("producer allocated %zu blocks of 1 KiB: RSS %.1f -> %.1f MiB\n", g_count, it_mib(base),
+         it_mib(peak));
   for (size_t i = 0; i < g_count; i++) {
     unsigned char* b = (unsigned char*)g_blocks[i];
     if (b[0] != b[1023] || (b[0] & 1) == 0) it_fail("block %p corrupted", (void*)b);
@@ -64,17 +60,17 @@ int main(int argc, char** argv) {
   }
   size_t after_free = it_rss();
   printf("after the main thread's frees (producer idle): RSS %.1f MiB (start %.1f)\n",
-         mib(after_free), mib(base));
+         it_mib(after_free), it_mib(base));
   if (after_free > base + 16 * IT_MiB)
     it_fail("RSS %.1f MiB right after the frees, more than 16 MiB over the %.1f MiB start",
-            mib(after_free), mib(base));
+            it_mib(after_free), it_mib(base));
   if (trim) {
     malloc_trim(0);
     size_t rss = it_rss();
-    printf("after malloc_trim(0) from the main thread: RSS %.1f MiB\n", mib(rss));
+    printf("after malloc_trim(0) from the main thread: RSS %.1f MiB\n", it_mib(rss));
     if (rss > base + 8 * IT_MiB)
       it_fail("malloc_trim(0) left RSS at %.1f MiB, more than 8 MiB over the %.1f MiB start",
-              mib(rss), mib(base));
+              it_mib(rss), it_mib(base));
   }
   pthread_mutex_lock(&g_mutex);
   g_stage = 2;
