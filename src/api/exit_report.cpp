@@ -26,21 +26,14 @@
 #include "os/os.hpp"
 #include "os/text_writer.hpp"
 
-extern "C" char* program_invocation_short_name;  // glibc's, from argv[0]
-
 namespace mallard::api {
 namespace {
-
-const char* program_name() {
-  const char* name = program_invocation_short_name;
-  return name != nullptr && *name != '\0' && std::strchr(name, '/') == nullptr ? name : "program";
-}
 
 // The program's name as it goes into file names and records: at most kNameMax bytes (a name of
 // 250 bytes would make the file name longer than NAME_MAX), control characters as '_'.
 constexpr std::size_t kNameMax = 64;
 void write_safe_name(os::TextWriter& w) {
-  const char* name = program_name();
+  const char* name = os::program_name();
   for (std::size_t i = 0; name[i] != '\0' && i < kNameMax; ++i) {
     auto c = static_cast<unsigned char>(name[i]);
     w.ch(c < 0x20 || c == 0x7f ? '_' : static_cast<char>(c));
@@ -53,6 +46,15 @@ void write_safe_name(os::TextWriter& w) {
 std::atomic<pid_t> g_pid_before_fork{0};
 // This process's parent as its records name it: set when it starts (or is forked).
 pid_t g_record_ppid = 0;
+
+// Whether the options ask this process for a report: report=text|json, report_pid this process
+// or 0 (to report_fd even in secure execution, where only a call of the program itself can set
+// them).
+bool asked_for_report() {
+  long kind = config::options().report;
+  long only_pid = config::options().report_pid;
+  return (kind == 1 || kind == 2) && (only_pid == 0 || only_pid == static_cast<long>(getpid()));
+}
 
 // MALLARD_REPORT_DIR if this process reports into it (report set, report_pid this process or 0,
 // not a setuid program: config::load_options_from_environment ignores the environment too).
@@ -154,12 +156,9 @@ void write_process_record(const char* dir, bool at_exit, long kind) {
     }
     // The command line, its arguments separated by spaces (last: it may be long, and is cut).
     char cmdline[1024];
-    long len = os::read_file("/proc/self/cmdline", cmdline, sizeof cmdline);
+    os::read_cmdline(cmdline, sizeof cmdline);
     w.str("cmdline=");
-    for (long i = 0; i < len; ++i) {
-      char c = cmdline[i];
-      w.ch(c == '\0' || c == '\n' ? ' ' : c);
-    }
+    for (const char* c = cmdline; *c != '\0'; ++c) w.ch(*c == '\n' ? ' ' : *c);
     w.ch('\n');
   });
 }
@@ -171,10 +170,7 @@ void note_fork_parent() {
 }
 
 bool reports_here() {
-  long kind = config::options().report;
-  long only_pid = config::options().report_pid;
-  return (kind == 1 || kind == 2) && (only_pid == 0 || only_pid == static_cast<long>(getpid())) &&
-         !config::secure_execution();
+  return asked_for_report() && !config::secure_execution();
 }
 
 void record_process_start(bool forked) {
@@ -185,11 +181,8 @@ void record_process_start(bool forked) {
 }
 
 void report_at_exit() {
-  if (g_init_state.load(std::memory_order_acquire) != 2) return;
-  long only_pid = config::options().report_pid;
-  if (only_pid != 0 && only_pid != static_cast<long>(getpid())) return;
+  if (g_init_state.load(std::memory_order_acquire) != 2 || !asked_for_report()) return;
   long kind = config::options().report;
-  if (kind != 1 && kind != 2) return;
   if (const char* dir = report_dir()) {
     bool written = write_atomically(dir, kind == 2 ? ".json" : ".txt",
                                     [&](int fd) { write_report(fd, kind); });

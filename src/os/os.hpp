@@ -109,9 +109,11 @@ void close_fd(int fd);
 // rename(2): replaces `to` atomically (readers see the old file or the new one, never a part).
 bool rename_file(const char* from, const char* to);
 bool remove_file(const char* path);
-// Reads up to cap - 1 bytes of a small file (such as /proc/self/cmdline) into buf, NUL-terminated;
-// the bytes read, or -1.
-long read_file(const char* path, char* buf, std::size_t cap);
+// This process's command line (/proc/self/cmdline), its arguments separated by spaces, cut to
+// cap - 1 bytes, NUL-terminated ("" if unreadable).
+void read_cmdline(char* buf, std::size_t cap);
+// The program's name (glibc's program_invocation_short_name, from argv[0]), or "program".
+const char* program_name();
 
 // Test-only fault injection, compiled in only with MALLARD_FAULT_INJECTION (the static library
 // mallard_fault_injection used by tests; never libmallard.so): when armed, the (n+1)-th of the

@@ -246,8 +246,18 @@ bool rename_file(const char* from, const char* to) {
   return syscall(SYS_renameat, AT_FDCWD, from, AT_FDCWD, to) == 0;
 }
 
-long read_file(const char* path, char* buf, std::size_t cap) {
-  return read_small_file(path, buf, cap);
+void read_cmdline(char* buf, std::size_t cap) {
+  long len = read_small_file("/proc/self/cmdline", buf, cap);
+  while (len > 0 && buf[len - 1] == '\0') --len;
+  if (len < 0) len = 0;
+  for (long i = 0; i < len; ++i)
+    if (buf[i] == '\0') buf[i] = ' ';
+  buf[len] = '\0';
+}
+
+const char* program_name() {
+  const char* name = program_invocation_short_name;
+  return name != nullptr && *name != '\0' && std::strchr(name, '/') == nullptr ? name : "program";
 }
 
 bool remove_file(const char* path) {

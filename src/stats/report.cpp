@@ -29,13 +29,6 @@ void json_field(os::TextWriter& w, const char* key, std::size_t v, bool comma = 
   if (comma) w.ch(',');
 }
 
-extern "C" char* program_invocation_short_name;  // glibc's, from argv[0]
-
-const char* program_name() {
-  const char* name = program_invocation_short_name;
-  return name != nullptr && *name != '\0' ? name : "?";
-}
-
 // A JSON string: quotes, backslashes and control characters escaped (other bytes as they are).
 void json_string(os::TextWriter& w, const char* s) {
   w.ch('"');
@@ -61,11 +54,7 @@ bool made_allocations(const mallard_stats& s) {
 // "cmdline":"ARG ARG...", from /proc/self/cmdline (cut at 1 KiB; empty if unreadable).
 void write_cmdline_json(os::TextWriter& w) {
   char cmdline[1024];
-  long len = os::read_file("/proc/self/cmdline", cmdline, sizeof cmdline);
-  while (len > 0 && cmdline[len - 1] == '\0') --len;
-  for (long i = 0; i < len; ++i)
-    if (cmdline[i] == '\0') cmdline[i] = ' ';
-  cmdline[len < 0 ? 0 : len] = '\0';
+  os::read_cmdline(cmdline, sizeof cmdline);
   w.str("\"cmdline\":");
   json_string(w, cmdline);
   w.ch(',');
@@ -79,7 +68,7 @@ void row(os::TextWriter& w, const char* label, std::size_t bytes, const char* no
 }
 
 bool program_is(const char* prefix) {
-  return std::strncmp(program_name(), prefix, std::strlen(prefix)) == 0;
+  return std::strncmp(os::program_name(), prefix, std::strlen(prefix)) == 0;
 }
 
 // The RSS split (rss_split.hpp): the rows that hold anything.
@@ -320,7 +309,7 @@ void write_report_text(os::TextWriter& w) {
   }
   mallard_stats& s = g_report_scratch.now;
   take_snapshot(&s);
-  w.str("== mallard report: ").str(program_name()).str(" (pid ");
+  w.str("== mallard report: ").str(os::program_name()).str(" (pid ");
   w.u(static_cast<std::uint64_t>(getpid())).str(", Mallard " MALLARD_VERSION_STRING ") ==\n");
   if (!made_allocations(s))
     w.str("no allocation: the program made no allocator call that needed memory\n");
@@ -390,7 +379,7 @@ void write_report_json(os::TextWriter& w) {
   w.ch('{');
   json_field(w, "schema_version", kReportSchemaVersion);
   w.str("\"version\":\"" MALLARD_VERSION_STRING "\",\"program\":");
-  json_string(w, program_name());
+  json_string(w, os::program_name());
   w.ch(',');
   json_field(w, "pid", static_cast<std::size_t>(getpid()));
   json_field(w, "ppid", static_cast<std::size_t>(getppid()));
