@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -304,8 +305,8 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   sa.sa_sigaction = forward;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  struct sigaction old_actions[sizeof kForwarded / sizeof kForwarded[0]];
-  for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k) {
+  struct sigaction old_actions[std::size(kForwarded)];
+  for (size_t k = 0; k < std::size(kForwarded); ++k) {
     // A signal mallard was started with ignored (nohup, a background job) stays ignored, for the
     // program too (exec keeps ignored signals): not hooked.
     sigaction(kForwarded[k], nullptr, &old_actions[k]);
@@ -333,7 +334,7 @@ int run_and_report(char** argv, const ReportPlan& plan) {
   }
   if (pid == 0) {
     close(exec_pipe[0]);
-    for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k)
+    for (size_t k = 0; k < std::size(kForwarded); ++k)
       sigaction(kForwarded[k], &old_actions[k], nullptr);
     // Killed with mallard (kill -9 of mallard ends the program, as when mallard execs it).
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -411,7 +412,7 @@ int run_and_report(char** argv, const ReportPlan& plan) {
     sigprocmask(SIG_SETMASK, &during_wait, nullptr);
     gave_up_waiting = g_stop_waiting != 0;
   }
-  for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; ++k)
+  for (size_t k = 0; k < std::size(kForwarded); ++k)
     sigaction(kForwarded[k], &old_actions[k], nullptr);
   if (got == static_cast<ssize_t>(sizeof exec_error)) {
     fprintf(stderr, "mallard: cannot run %s: %s\n", argv[0], strerror(exec_error));
