@@ -1,9 +1,10 @@
 // alloc_inline.hpp: the allocator's fast paths, inline, shared by the C API and the C++
 // operators. Same-thread malloc of a small block: one TLS load, the page from the heap's direct
 // table (by size up to 1 KiB, by class above), a checked pop. Same-thread free: the fast map (one
-// byte) and the page entry give the page; one compare of its owner tag with the caller's heap, the
-// carved-block-start and double-free checks, an encoded push. No lock and no atomic
-// read-modify-write on either; everything else calls a slow path.
+// byte) gives the entry of the block's 64 KiB chunk, the small page's when it starts there; one
+// compare of its owner tag with the caller's heap, the carved-block-start and double-free checks,
+// an encoded push. No lock and no atomic read-modify-write on either; everything else calls a
+// slow path.
 #pragma once
 
 #include <cstddef>
@@ -36,6 +37,10 @@ void refresh_small_limit() noexcept;
 // p lies in `page` (fast_page_of) but is not a same-thread free of a small block of a page on no
 // full list: another thread's page, a full one, a large block or a bad pointer.
 [[gnu::noinline]] void free_in_page_slow(Span* page, void* p, const char* call) noexcept;
+// p lies under the fast map, and the entry of its chunk (segment_map::fast_chunk_of) is not a page
+// of the calling thread's that takes the block: a page that does not start at the chunk, another
+// thread's page, a full one, a large block or a bad pointer.
+[[gnu::noinline]] void free_in_chunk_slow(Span* chunk, void* p, const char* call) noexcept;
 // The calling thread's own page became empty and does not stay (ThreadHeap::keeps_emptied):
 // back to the arena (ThreadHeap::page_emptied, errno kept).
 [[gnu::noinline]] void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept;
@@ -69,11 +74,21 @@ template <class Fits>
   return false;
 }
 
+// The small page that holds p, when p lies under the fast map and `chunk` is its chunk's entry:
+// the chunk's span if it is a small page with an owner (which covers the chunk: only a live small
+// page's first entry has an owner tag, and the tag is the one field of an entry that any thread
+// may read without the arena lock), else what p's own page entry says (fast_page_of; that may be
+// stale or any span, which the caller's checks tell).
+inline Span* page_of_chunk(Span* chunk, const void* p) {
+  if (chunk->owner_tag.load(std::memory_order_relaxed) != 0) return chunk;
+  return segment_map::fast_page_of(p);
+}
+
 [[gnu::always_inline]] inline void free_inline(void* p, const char* call) noexcept {
-  Span* page = segment_map::fast_page_of(p);
-  if (__builtin_expect(page != nullptr, 1)) {
-    if (__builtin_expect(try_free_local(page, p, [](const Span*) { return true; }), 1)) return;
-    free_in_page_slow(page, p, call);  // another thread's page, a full one, large, or bad
+  Span* chunk = segment_map::fast_chunk_of(p);
+  if (__builtin_expect(chunk != nullptr, 1)) {
+    if (__builtin_expect(try_free_local(chunk, p, [](const Span*) { return true; }), 1)) return;
+    free_in_chunk_slow(chunk, p, call);  // another page, thread or kind, or a bad pointer
     return;
   }
   free_slow_path(p, call);  // nullptr, huge, the two-level map's segments, or not Mallard's
@@ -87,12 +102,14 @@ template <class Fits>
 
 [[gnu::always_inline]] inline void free_sized_inline(void* p, std::size_t n,
                                                      const char* call) noexcept {
-  Span* page = segment_map::fast_page_of(p);
-  if (__builtin_expect(page != nullptr && n <= kDirectMax, 1)) {
+  Span* chunk = segment_map::fast_chunk_of(p);
+  if (__builtin_expect(chunk != nullptr && n <= kDirectMax, 1)) {
     auto fits = [n](const Span* s) {
       return s->size_class == size_class_detail::kSmallTable[direct_index(n)];
     };
-    if (__builtin_expect(try_free_local(page, p, fits), 1)) return;
+    if (__builtin_expect(try_free_local(chunk, p, fits), 1)) return;
+    Span* page = page_of_chunk(chunk, p);
+    if (page != chunk && try_free_local(page, p, fits)) return;  // not at its chunk's start
     if (page->kind == kSpanSmall && fits(page)) {  // another thread's page, or a full one
       free_in_page_slow(page, p, call);
       return;

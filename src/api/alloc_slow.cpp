@@ -101,7 +101,9 @@ void* malloc_generic(std::size_t n) noexcept {
   return malloc_big(n, 0, false);
 }
 
-void free_in_page_slow(Span* page, void* p, const char* call) noexcept {
+namespace {
+
+[[gnu::always_inline]] inline void free_in_page(Span* page, void* p, const char* call) noexcept {
   auto* b = static_cast<FreeBlock*>(p);
   std::uintptr_t mark = free_marker(b);
   if (page->kind == kSpanSmall && is_carved_block_start(page, p) && b->marker != mark) {
@@ -109,6 +111,20 @@ void free_in_page_slow(Span* page, void* p, const char* call) noexcept {
     return;
   }
   free_slow_path(p, call);  // large blocks; bad pointers are resolved and reported there
+}
+
+}  // namespace
+
+void free_in_page_slow(Span* page, void* p, const char* call) noexcept {
+  free_in_page(page, p, call);
+}
+
+void free_in_chunk_slow(Span* chunk, void* p, const char* call) noexcept {
+  Span* page = page_of_chunk(chunk, p);
+  // The calling thread's own page that could not start at its chunk (the arena had no aligned
+  // room), or a class above 8 KiB whose page spans several chunks.
+  if (page != chunk && try_free_local(page, p, [](const Span*) { return true; })) return;
+  free_in_page(page, p, call);
 }
 
 void free_sized_slow(void* p, std::size_t n, std::size_t alignment, const char* call) noexcept {

@@ -357,6 +357,34 @@ Span* Arena::coalesce_locked(Segment* seg, Span* s, unsigned state) {
   return make_free_locked(seg, first, count, state, freed_at, zeroed);
 }
 
+namespace {
+
+// Where a span of `pages` pages starting on a multiple of `align` pages would start inside the
+// free span s, or nullptr if it does not fit there.
+char* aligned_start_in(const Span* s, Pages pages, Pages align) {
+  std::uintptr_t mask = align.bytes() - 1;
+  auto start = reinterpret_cast<std::uintptr_t>(s->start);
+  std::uintptr_t at = (start + mask) & ~mask;
+  if (at - start + pages.bytes() > s->bytes()) return nullptr;
+  return reinterpret_cast<char*>(at);
+}
+
+}  // namespace
+
+Span* Arena::find_chunk_aligned_fit_locked(unsigned state, Pages pages) {
+  const std::size_t chunk = segment_map::kChunkPages;
+  // Bins where a span may or may not have room at a chunk boundary: the first few of each.
+  const std::size_t sure = pages.count() + chunk - 1;  // from here on every span has room
+  for (std::size_t n = pages.count(); n < sure && n < kBinCount - 1; ++n) {
+    unsigned scanned = 0;
+    for (Span* s = bins_[state][n]; s != nullptr && scanned < kAlignScan; s = s->next, ++scanned)
+      if (aligned_start_in(s, pages, Pages{chunk}) != nullptr) return s;
+  }
+  Span* s = find_fit_locked(state, Pages{sure}, Pages{1});
+  if (s != nullptr && aligned_start_in(s, pages, Pages{chunk}) != nullptr) return s;
+  return nullptr;
+}
+
 Span* Arena::find_fit_locked(unsigned state, Pages pages, Pages align_pages) {
   std::size_t need = (pages + align_pages - Pages{1}).count();
   std::uint32_t b = bin_of(need);
@@ -420,8 +448,13 @@ Span* Arena::alloc_span_locked(Pages pages, Pages align_pages, SpanKind kind, bo
   // grown (and the sum below must not wrap).
   if (pages.count() > kMaxSegmentPages || align_pages.count() > kMaxSegmentPages) return nullptr;
   Span* s = nullptr;
+  // Small pages start on a chunk boundary where the span heap has room for it (segment_map::
+  // fast_chunk_of: free then finds the page without reading the entry of the block's own 4 KiB
+  // page); dirty memory first, aligned or not, before any purged memory.
+  const bool chunked = kind == kSpanSmall && align_pages == Pages{1};
   for (int attempt = 0; attempt < 2 && s == nullptr; ++attempt) {
-    s = find_fit_locked(kDirty, pages, align_pages);
+    if (chunked) s = find_chunk_aligned_fit_locked(kDirty, pages);
+    if (s == nullptr) s = find_fit_locked(kDirty, pages, align_pages);
     if (s == nullptr && align_pages == Pages{1}) {
       if (Span* joined = take_dirty_joined_locked(pages, kind)) {
         *zeroed = false;
@@ -429,6 +462,7 @@ Span* Arena::alloc_span_locked(Pages pages, Pages align_pages, SpanKind kind, bo
         return joined;
       }
     }
+    if (s == nullptr && chunked) s = find_chunk_aligned_fit_locked(kPurged, pages);
     if (s == nullptr) s = find_fit_locked(kPurged, pages, align_pages);
     if (s == nullptr && (attempt == 1 || !grow_locked(pages + align_pages - Pages{1})))
       return nullptr;
@@ -443,6 +477,10 @@ Span* Arena::alloc_span_locked(Pages pages, Pages align_pages, SpanKind kind, bo
   std::uint32_t at = first;
   std::size_t align_bytes = align_pages.bytes();
   while ((reinterpret_cast<std::uintptr_t>(seg->page_address(at)) & (align_bytes - 1)) != 0) ++at;
+  if (chunked) {
+    if (char* aligned = aligned_start_in(s, pages, Pages{segment_map::kChunkPages}))
+      at = first + static_cast<std::uint32_t>((aligned - s->start) >> kPageShift);
+  }
   const std::uint32_t used_end = at + pages.narrow();
   MALLARD_CHECK(used_end <= first + count);
   if (!commit_locked(seg, used_end)) {

@@ -120,6 +120,11 @@ class Arena {
   void release_segment_locked(Segment* seg);
   std::size_t purge_segment_metadata_locked(Segment* seg);
   Span* find_fit_locked(unsigned state, Pages pages, Pages align_pages);
+  // A free span (dirty or purged) with room for `pages` pages starting on a 64 KiB chunk
+  // boundary (segment_map::kChunkPages): best fit, looking at up to kAlignScan spans of each
+  // bin where room depends on where the span starts. nullptr if none.
+  Span* find_chunk_aligned_fit_locked(unsigned state, Pages pages);
+  static constexpr unsigned kAlignScan = 8;
   // When no dirty span fits alone: the largest of the kJoinScan newest dirty spans that a purged
   // free neighbour (left or right) completes, taken with just the neighbour's pages it needs, and
   // marked in use with `kind`. The dirty pages are reused without a page fault; only the purged

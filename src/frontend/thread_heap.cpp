@@ -219,6 +219,14 @@ void* ThreadHeap::pop_from(unsigned c, Span* page) {
   return try_pop(c);
 }
 
+// free's page lookup (segment_map::fast_chunk_of) relies on it: a small page that starts at a
+// chunk boundary covers the whole chunk.
+static_assert([] {
+  for (unsigned c = 0; c < kClassCount; ++c)
+    if (class_page_count(c).count() < segment_map::kChunkPages) return false;
+  return true;
+}());
+
 Span* ThreadHeap::fresh_page(unsigned c) {
   Arena* a = arenas::uncontended(arena_);
   bool zeroed = false;

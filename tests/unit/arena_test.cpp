@@ -106,6 +106,56 @@ TEST_F(ArenaTest, AlignedSpansAreAligned) {
   }
 }
 
+// Small pages start on a 64 KiB chunk boundary where the span heap has room, so that free finds
+// them from the chunk's entry (segment_map::fast_chunk_of); a hole with no aligned room is still
+// used (dirty memory first), and a misaligned hole with room is used at its aligned part.
+TEST_F(ArenaTest, SmallPagesStartOnAChunkBoundaryWhenThereIsRoom) {
+  auto small = [&](std::size_t pages) {
+    bool zeroed = false;
+    os::LockGuard g(arena_->lock());
+    // Not initialised as a thread heap would (no class): the heap checker is not run here.
+    return arena_->alloc_span_locked(Pages{pages}, Pages{1}, kSpanSmall, &zeroed);
+  };
+  auto release = [&](Span* s) {
+    os::LockGuard g(arena_->lock());
+    arena_->free_span_locked(s);
+  };
+  auto chunk_aligned = [](const Span* s) {
+    return reinterpret_cast<std::uintptr_t>(s->start) % segment_map::kChunkSize == 0;
+  };
+  std::vector<Span*> pages;
+  for (int i = 0; i < 8; ++i) {
+    pages.push_back(small(16));
+    ASSERT_NE(pages.back(), nullptr);
+    EXPECT_TRUE(chunk_aligned(pages.back())) << i;
+    EXPECT_EQ(segment_map::fast_chunk_of(pages.back()->start + 12345), pages.back());
+  }
+  Span* big = small(20);  // an 80 KiB page: aligned, and its second chunk's entry is interior
+  ASSERT_NE(big, nullptr);
+  EXPECT_TRUE(chunk_aligned(big));
+  EXPECT_EQ(segment_map::fast_chunk_of(big->start + 70000)->owner_tag.load(), 0u);
+  EXPECT_EQ(segment_map::fast_page_of(big->start + 70000), big);
+  // A 3-page large span then a 16-page hole: the hole after it is not aligned, the page is.
+  Span* odd = nullptr;
+  {
+    bool zeroed = false;
+    os::LockGuard g(arena_->lock());
+    odd = arena_->alloc_span_locked(Pages{3}, Pages{1}, kSpanLarge, &zeroed);
+  }
+  Span* after = small(16);
+  ASSERT_TRUE(odd && after);
+  EXPECT_TRUE(chunk_aligned(after));
+  // A freed aligned page's hole is reused as it is.
+  char* hole = pages[3]->start;
+  release(pages[3]);
+  pages[3] = small(16);
+  EXPECT_EQ(pages[3]->start, hole);
+  for (Span* s : pages) release(s);
+  for (Span* s : {big, odd, after}) release(s);
+  os::LockGuard g(arena_->lock());
+  stats::check_arena_locked(arena_);
+}
+
 TEST_F(ArenaTest, SpanLargerThanASegmentGetsItsOwnSegment) {
   Span* s = alloc(3000);  // ~12 MiB
   ASSERT_NE(s, nullptr);

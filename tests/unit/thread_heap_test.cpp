@@ -57,6 +57,38 @@ TEST(ThreadHeap, SmallBlocksLiveInPagesOwnedByTheCallingThread) {
   mallard_free(p);
 }
 
+// Same-thread frees of blocks whose page does not start at their 64 KiB chunk (the second chunk
+// of a 10 KiB class's 80 KiB page) miss the chunk fast path and still go back to their page as
+// the owner's frees: reused first, LIFO, with no remote free.
+TEST(ThreadHeap, OwnFreesBeyondThePagesFirstChunkStayLocal) {
+  std::vector<char*> blocks;
+  for (int i = 0; i < 8; ++i) blocks.push_back(static_cast<char*>(mallard_malloc(10 * 1024)));
+  Span* page = page_of(blocks[0]);
+  ASSERT_GT(page->page_count, segment_map::kChunkPages);
+  char* far = nullptr;
+  for (char* b : blocks)
+    if (page_of(b) == page &&
+        b - page->start >= static_cast<std::ptrdiff_t>(segment_map::kChunkSize))
+      far = b;
+  ASSERT_NE(far, nullptr);
+  EXPECT_NE(segment_map::fast_chunk_of(far), page);
+  std::uint32_t used = page->used;
+  mallard_free(far);
+  EXPECT_EQ(page->used, used - 1);  // an owner's free: no remote list involved
+  EXPECT_EQ(page->thread_free.load(), 0u);
+  char* again = static_cast<char*>(mallard_malloc(10 * 1024));
+  EXPECT_EQ(again, far);
+  for (char* b : blocks) mallard_free(b);
+}
+
+TEST(ThreadHeap, SmallPagesStartOnAChunkBoundary) {
+  void* p = mallard_malloc(48);
+  Span* page = page_of(p);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(page->start) % segment_map::kChunkSize, 0u);
+  EXPECT_EQ(segment_map::fast_chunk_of(p), page);
+  mallard_free(p);
+}
+
 TEST(ThreadHeap, RemoteFreesAreCollectedByTheOwner) {
   std::vector<void*> blocks;
   for (int i = 0; i < 300; ++i) blocks.push_back(mallard_malloc(64));
