@@ -74,6 +74,29 @@ os::PurgeKind purge_kind() {
   return config::options().purge == 1 ? os::PurgeKind::kFree : os::PurgeKind::kDontNeed;
 }
 
+// A segment's transparent-huge-page advice (option thp). Under thp=always, only its data from
+// the first huge-page boundary after the header and page entries: the entries are touched
+// sparsely (one line per span), and a huge page over them makes all of them resident. Under
+// auto, none: freed spans inside a huge page (purged 4 KiB at a time) stayed resident (bench-like
+// program freeing a 1 GiB heap: 19 MiB of RSS left, against 8 MiB without), and the small heaps
+// most programs have would be rounded up to 2 MiB per segment.
+void advise_segment_huge_pages(Segment* seg, std::size_t bytes, Pages metadata) {
+  char* start = reinterpret_cast<char*>(seg);
+  switch (config::options().thp) {
+    case 0:  // default: the kernel's mode decides
+      return;
+    case 2: {  // always
+      std::size_t head = (metadata.bytes() + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+      if (head > bytes) head = bytes;
+      os::advise_huge_pages(start, head, os::HugePages::kNever);
+      if (head < bytes) os::advise_huge_pages(start + head, bytes - head, os::HugePages::kAlways);
+      return;
+    }
+    default:  // never, auto
+      os::advise_huge_pages(start, bytes, os::HugePages::kNever);
+  }
+}
+
 std::uint64_t decay_ms() {
   long d = config::options().decay_ms;
   return d < 0 ? 0 : static_cast<std::uint64_t>(d);
@@ -99,6 +122,22 @@ std::size_t segment_bytes_for(Pages pages) {
 }
 
 }  // namespace
+
+os::HugePages huge_block_thp_mode() {
+  switch (config::options().thp) {
+    case 0:
+      return os::HugePages::kDefault;
+    case 1:
+      return os::HugePages::kNever;
+    case 2:
+      return os::HugePages::kAlways;
+    default:  // auto
+      return stats::g_active_bytes.load(std::memory_order_relaxed) >=
+                     static_cast<std::int64_t>(kThpAutoHeapBytes)
+                 ? os::HugePages::kAlways
+                 : os::HugePages::kNever;
+  }
+}
 
 void Arena::init(unsigned index, bool use_brk) {
   index_ = index;
@@ -136,6 +175,7 @@ Segment* Arena::map_segment_locked(std::size_t bytes) {
     if (!brk) os::unmap(mem, bytes);
     return nullptr;
   }
+  advise_segment_huge_pages(seg, bytes, metadata);
   seg->magic = kSegmentMagic;
   seg->kind = SegmentKind::kNormal;
   seg->from_brk = brk;

@@ -1,6 +1,7 @@
 // huge.cpp: direct-mmap blocks with the dynamic threshold.
 #include "backend/huge.hpp"
 
+#include "backend/arena.hpp"
 #include "backend/segment_map.hpp"
 #include "config/options.hpp"
 #include "os/os.hpp"
@@ -97,6 +98,7 @@ void* allocate(std::size_t n, std::size_t alignment) {
   if (size == 0) return nullptr;
   void* mem = os::map_aligned(size, alignment > kSegmentSize ? alignment : kSegmentSize);
   if (mem == nullptr) return nullptr;
+  os::advise_huge_pages(mem, size, huge_block_thp_mode());
   auto* seg = static_cast<Segment*>(mem);
   seg->magic = kSegmentMagic;
   seg->kind = SegmentKind::kHuge;

@@ -153,6 +153,12 @@ void* move_mapping(void* p, std::size_t old_size, std::size_t new_size, void* de
   return q == MAP_FAILED ? nullptr : q;
 }
 
+bool advise_huge_pages(void* p, std::size_t size, HugePages mode) {
+  if (mode == HugePages::kDefault) return true;
+  MALLARD_CHECK(on_page(p) && on_page(size));
+  return madvise(p, size, mode == HugePages::kNever ? MADV_NOHUGEPAGE : MADV_HUGEPAGE) == 0;
+}
+
 bool purge(void* p, std::size_t size, PurgeKind kind) {
   if (inject_fault()) return false;
   std::uintptr_t start = page_ceil(reinterpret_cast<std::uintptr_t>(p));
