@@ -244,33 +244,48 @@ Span* ThreadHeap::fresh_page(unsigned c) {
   return page;
 }
 
+Span* ThreadHeap::collect_full_pages(unsigned c) {
+  remote_hint_[c].store(0, std::memory_order_relaxed);
+  Span* first = nullptr;
+  for (Span* s = full_[c].first; s != nullptr;) {
+    Span* next = s->next;
+    if (s->thread_free.load(std::memory_order_relaxed) != 0 && collect(s)) {
+      queue_remove(full_[c], s);
+      s->set_owner(this, false, std::memory_order_relaxed);
+      queue_push_back(avail_[c], s);
+      if (first == nullptr) first = s;
+    }
+    s = next;
+  }
+  return first;
+}
+
 void* ThreadHeap::malloc_refill(unsigned c) {
-  // 1. The current page: frees from other threads, then never-used blocks. This edits no queue,
-  // so it needs no lock (a fork landing here can at worst lose these blocks in the child).
+  // 1. The current page's frees from other threads. This edits no queue, so it needs no lock (a
+  // fork landing here can at worst lose these blocks in the child).
   Span* page = current_[c];
-  if (page != &g_empty_page && (collect(page) || extend(page))) return pop_from(c, page);
+  if (page != &g_empty_page && collect(page)) return pop_from(c, page);
+  // 2. Blocks other threads freed into full pages, before the current page's never-used ones:
+  // carving first would make new memory resident while freed blocks wait (a producer whose
+  // consumer frees what it allocates: bench prodcons).
+  if (remote_hint_[c].load(std::memory_order_relaxed) != 0) {
+    os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
+    if (Span* s = collect_full_pages(c)) return pop_from(c, s);
+  }
+  // 3. The current page's never-used blocks.
+  if (page != &g_empty_page && extend(page)) return pop_from(c, page);
   os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
   if (page != &g_empty_page) move_to_full(c, page);
-  // 2. Other pages with frees waiting.
+  // 4. Other pages with frees waiting, or never-used blocks.
   while ((page = avail_[c].first) != nullptr) {
     if (collect(page) || extend(page)) return pop_from(c, page);
     move_to_full(c, page);
   }
-  // 3. Full pages that other threads have freed into.
+  // 5. Full pages that other threads have freed into since step 2.
   if (remote_hint_[c].load(std::memory_order_relaxed) != 0) {
-    remote_hint_[c].store(0, std::memory_order_relaxed);
-    for (Span* s = full_[c].first; s != nullptr;) {
-      Span* next = s->next;
-      if (s->thread_free.load(std::memory_order_relaxed) != 0 && collect(s)) {
-        queue_remove(full_[c], s);
-        s->set_owner(this, false, std::memory_order_relaxed);
-        queue_push_back(avail_[c], s);
-      }
-      s = next;
-    }
-    if ((page = avail_[c].first) != nullptr) return pop_from(c, page);
+    if (Span* s = collect_full_pages(c)) return pop_from(c, s);
   }
-  // 4. A page abandoned by an exited thread.
+  // 6. A page abandoned by an exited thread.
   {
     Span* adopted = nullptr;
     {
@@ -285,7 +300,7 @@ void* ThreadHeap::malloc_refill(unsigned c) {
       move_to_full(c, adopted);
     }
   }
-  // 5. A fresh page from the arena.
+  // 7. A fresh page from the arena.
   page = fresh_page(c);
   if (page == nullptr) return nullptr;
   queue_push_front(avail_[c], page);

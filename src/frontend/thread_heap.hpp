@@ -183,6 +183,9 @@ class ThreadHeap {
   void give_back_full_page(unsigned c, Span* page);
   void release_to_arena(Span* page);  // clears the owner, frees the span under the arena lock
   void* pop_from(unsigned c, Span* page);
+  // Collects the remote frees of the pages on class c's full list (clearing its hint) and moves
+  // those that got blocks to the available queue. Returns the first of them, or nullptr.
+  Span* collect_full_pages(unsigned c);
   Span* fresh_page(unsigned c);
   // Makes page the current page of class c (and of its direct slots).
   void set_current(unsigned c, Span* page);

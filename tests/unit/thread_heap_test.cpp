@@ -106,6 +106,36 @@ TEST(ThreadHeap, RemoteFreesAreCollectedByTheOwner) {
   EXPECT_EQ(mallard_check_heap(), 0);
 }
 
+// A refill takes blocks other threads freed into a full page before it carves never-used blocks
+// of the current page (which would make new memory resident while freed ones wait: a producer
+// whose consumer frees what it allocates).
+TEST(ThreadHeap, RemoteFreesIntoAFullPageAreReusedBeforeNeverUsedBlocks) {
+  constexpr std::size_t kSize = 1792;
+  std::vector<void*> first_page_blocks;
+  std::vector<void*> held;
+  void* p = mallard_malloc(kSize);
+  Span* full = page_of(p);
+  first_page_blocks.push_back(p);
+  for (;;) {  // fill the page: the next block comes from another one
+    p = mallard_malloc(kSize);
+    if (page_of(p) != full) break;
+    first_page_blocks.push_back(p);
+  }
+  Span* current = page_of(p);
+  held.push_back(p);
+  ASSERT_TRUE(full->on_full_list());
+  while (current->free != nullptr) held.push_back(mallard_malloc(kSize));  // its carved blocks
+  ASSERT_LT(current->carved, std::uint64_t{current->capacity} * current->block_size);
+  std::thread([&] {
+    for (void* b : first_page_blocks) mallard_free(b);
+  }).join();
+  void* again = mallard_malloc(kSize);
+  EXPECT_EQ(page_of(again), full);
+  mallard_free(again);
+  for (void* b : held) mallard_free(b);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
 TEST(ThreadHeap, ExitedThreadsPagesAreAbandonedThenAdopted) {
   mallard_stats s0;
   mallard_get_stats(&s0);
