@@ -74,26 +74,20 @@ os::PurgeKind purge_kind() {
   return config::options().purge == 1 ? os::PurgeKind::kFree : os::PurgeKind::kDontNeed;
 }
 
-// A segment's transparent-huge-page advice (option thp). Under thp=always, only its data from
-// the first huge-page boundary after the header and page entries: the entries are touched
-// sparsely (one line per span), and a huge page over them makes all of them resident. Under
-// auto, none: freed spans inside a huge page (purged 4 KiB at a time) stayed resident (bench-like
-// program freeing a 1 GiB heap: 19 MiB of RSS left, against 8 MiB without), and the small heaps
-// most programs have would be rounded up to 2 MiB per segment.
-void advise_segment_huge_pages(Segment* seg, std::size_t bytes, Pages metadata) {
-  char* start = reinterpret_cast<char*>(seg);
+// A segment's transparent-huge-page advice (option thp), on the whole segment: advice on part of
+// it would split its mapping in two (twice the map count; a brk heap no longer grows in one
+// VMA). Under auto, none: freed spans inside a huge page (purged 4 KiB at a time) stayed
+// resident (a program freeing a 1 GiB heap: 19 MiB of RSS left, against 8 MiB without), and the
+// small heaps most programs have would be rounded up to 2 MiB per segment.
+void advise_segment_huge_pages(Segment* seg, std::size_t bytes) {
   switch (config::options().thp) {
-    case 0:  // default: the kernel's mode decides
+    case 0:  // kernel: the kernel's mode decides
       return;
-    case 2: {  // always
-      std::size_t head = (metadata.bytes() + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
-      if (head > bytes) head = bytes;
-      os::advise_huge_pages(start, head, os::HugePages::kNever);
-      if (head < bytes) os::advise_huge_pages(start + head, bytes - head, os::HugePages::kAlways);
+    case 2:  // always
+      os::advise_huge_pages(seg, bytes, os::HugePages::kAlways);
       return;
-    }
     default:  // never, auto
-      os::advise_huge_pages(start, bytes, os::HugePages::kNever);
+      os::advise_huge_pages(seg, bytes, os::HugePages::kNever);
   }
 }
 
@@ -126,7 +120,7 @@ std::size_t segment_bytes_for(Pages pages) {
 os::HugePages huge_block_thp_mode() {
   switch (config::options().thp) {
     case 0:
-      return os::HugePages::kDefault;
+      return os::HugePages::kKernel;
     case 1:
       return os::HugePages::kNever;
     case 2:
@@ -175,7 +169,7 @@ Segment* Arena::map_segment_locked(std::size_t bytes) {
     if (!brk) os::unmap(mem, bytes);
     return nullptr;
   }
-  advise_segment_huge_pages(seg, bytes, metadata);
+  advise_segment_huge_pages(seg, bytes);
   seg->magic = kSegmentMagic;
   seg->kind = SegmentKind::kNormal;
   seg->from_brk = brk;
@@ -491,7 +485,11 @@ Span* Arena::alloc_span_locked(Pages pages, Pages align_pages, SpanKind kind, bo
   // Small pages start on a chunk boundary where the span heap has room for it (segment_map::
   // fast_chunk_of: free then finds the page without reading the entry of the block's own 4 KiB
   // page); dirty memory first, aligned or not, before any purged memory.
-  const bool chunked = kind == kSpanSmall && align_pages == Pages{1};
+  // Only pages of whole chunks (64 KiB: every class up to 8 KiB): a larger class's page that is
+  // not a multiple of the chunk would leave a hole of up to 12 pages before the next boundary,
+  // which no span can use (review: the 10 KiB class lost 37% of a 256 MiB address-space limit).
+  const bool chunked = kind == kSpanSmall && align_pages == Pages{1} &&
+                       pages.count() % segment_map::kChunkPages == 0;
   for (int attempt = 0; attempt < 2 && s == nullptr; ++attempt) {
     if (chunked) s = find_chunk_aligned_fit_locked(kDirty, pages);
     if (s == nullptr) s = find_fit_locked(kDirty, pages, align_pages);

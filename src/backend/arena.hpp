@@ -22,9 +22,6 @@ namespace mallard {
 // none before. (Segments: Arena::map_segment_locked.)
 os::HugePages huge_block_thp_mode();
 inline constexpr std::size_t kThpAutoHeapBytes = std::size_t{64} << 20;
-// The transparent huge page of x86-64 (a PMD). Kernels whose is larger (arm64 with 64 KiB base
-// pages: 512 MiB) get the advice on less than they could use, never on more.
-inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
 
 struct ArenaStats {
   std::size_t mapped = 0;       // bytes of segments

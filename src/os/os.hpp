@@ -53,11 +53,11 @@ bool remap_in_place(void* p, std::size_t old_size, std::size_t new_size);
 void* move_mapping(void* p, std::size_t old_size, std::size_t new_size, void* dest);
 
 // Transparent huge pages for the mapping [p, p+size) (kernel pages; the caller's own mapping).
-// kDefault leaves the kernel's system-wide mode (/sys/kernel/mm/transparent_hugepage/enabled)
+// kKernel leaves the kernel's system-wide mode (/sys/kernel/mm/transparent_hugepage/enabled)
 // alone; kNever asks for none (MADV_NOHUGEPAGE), kAlways for them wherever a 2 MiB-aligned run
 // of the range is touched, even under the kernel's `madvise` mode (MADV_HUGEPAGE). Returns false
 // if the kernel refused (built without THP: EINVAL); the mapping works the same either way.
-enum class HugePages : std::uint8_t { kDefault, kNever, kAlways };
+enum class HugePages : std::uint8_t { kKernel, kNever, kAlways };
 bool advise_huge_pages(void* p, std::size_t size, HugePages mode);
 
 enum class PurgeKind : std::uint8_t { kDontNeed, kFree };

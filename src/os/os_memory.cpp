@@ -154,7 +154,7 @@ void* move_mapping(void* p, std::size_t old_size, std::size_t new_size, void* de
 }
 
 bool advise_huge_pages(void* p, std::size_t size, HugePages mode) {
-  if (mode == HugePages::kDefault) return true;
+  if (mode == HugePages::kKernel) return true;
   MALLARD_CHECK(on_page(p) && on_page(size));
   return madvise(p, size, mode == HugePages::kNever ? MADV_NOHUGEPAGE : MADV_HUGEPAGE) == 0;
 }

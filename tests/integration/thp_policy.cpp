@@ -1,16 +1,18 @@
 /* thp_policy: the transparent-huge-page advice Mallard gives the kernel (option thp, issue 11
  * part 4), read back from the VmFlags of /proc/self/smaps ("hg": MADV_HUGEPAGE, "nh":
  * MADV_NOHUGEPAGE).
- *   default  neither flag, anywhere: the kernel's system-wide mode decides
+ *   kernel   neither flag, anywhere: the kernel's system-wide mode decides
  *   never    "nh" on the heap's memory, small heap or large
- *   always   "hg" on huge blocks and on arena segments past their header and page entries (the
- *            first 2 MiB of a segment, where a small heap's first blocks are, stays "nh")
+ *   always   "hg" on the heap's memory, small heap or large
  *   auto     "nh" on arena segments; on huge blocks "nh" while the heap holds less than 64 MiB in
  *            use, "hg" once it holds more
- * Usage: thp_policy LIB default|never|always|auto */
+ * Exits 77 (skipped) on a kernel without transparent huge pages, or one that refuses the advice.
+ * Usage: thp_policy LIB kernel|never|always|auto */
 #include "it_common.h"
 
 #include <malloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -51,21 +53,36 @@ void expect(const char* what, const void* p, const std::string& want) {
 
 }  // namespace
 
+// Whether this kernel takes huge-page advice at all (built with THP, and no filter refuses it).
+bool kernel_takes_thp_advice() {
+  if (access("/sys/kernel/mm/transparent_hugepage/enabled", R_OK) != 0) return false;
+  const size_t size = 4 * IT_MiB;
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) it_fail("mmap: %s", strerror(errno));
+  bool ok = madvise(p, size, MADV_HUGEPAGE) == 0 && madvise(p, size, MADV_NOHUGEPAGE) == 0;
+  munmap(p, size);
+  return ok;
+}
+
 int main(int argc, char** argv) {
   const char* mode = argc > 2 ? argv[2] : "auto";
+  if (!kernel_takes_thp_advice()) {
+    printf(
+        "thp_policy: this kernel has no transparent huge pages, or refuses the advice: skipped\n");
+    return 77;
+  }
   std::string opt = std::string("thp=") + mode;
   setenv("MALLARD_OPTIONS", opt.c_str(), 1);  // before the re-exec that preloads the library
   it_setup(argc, argv, "thp_policy");
   // What each mode wants of: a small block of a small heap, a huge block of a small heap, a huge
-  // block once the heap holds 70 MiB, an arena segment mapped then (past its first 2 MiB).
+  // block once the heap holds 70 MiB, an arena segment mapped then.
   std::string small_want, early_huge_want, late_huge_want, segment_want;
-  if (strcmp(mode, "default") == 0) {
+  if (strcmp(mode, "kernel") == 0) {
     small_want = early_huge_want = late_huge_want = segment_want = "";
   } else if (strcmp(mode, "never") == 0) {
     small_want = early_huge_want = late_huge_want = segment_want = "nh";
   } else if (strcmp(mode, "always") == 0) {
-    small_want = "nh";
-    early_huge_want = late_huge_want = segment_want = "hg";
+    small_want = early_huge_want = late_huge_want = segment_want = "hg";
   } else if (strcmp(mode, "auto") == 0) {
     small_want = early_huge_want = segment_want = "nh";
     late_huge_want = "hg";
