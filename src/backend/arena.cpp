@@ -485,9 +485,8 @@ Span* Arena::alloc_span_locked(Pages pages, Pages align_pages, SpanKind kind, bo
   // Small pages start on a chunk boundary where the span heap has room for it (segment_map::
   // fast_chunk_of: free then finds the page without reading the entry of the block's own 4 KiB
   // page); dirty memory first, aligned or not, before any purged memory.
-  // Only pages of whole chunks (64 KiB: every class up to 8 KiB): a larger class's page that is
-  // not a multiple of the chunk would leave a hole of up to 12 pages before the next boundary,
-  // which no span can use (review: the 10 KiB class lost 37% of a 256 MiB address-space limit).
+  // Only spans of whole chunks (every small page is: size_class.hpp, class_page_count): one that
+  // is not would leave a hole before the next boundary that no span can use.
   const bool chunked = kind == kSpanSmall && align_pages == Pages{1} &&
                        pages.count() % segment_map::kChunkPages == 0;
   for (int attempt = 0; attempt < 2 && s == nullptr; ++attempt) {

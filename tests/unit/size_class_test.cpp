@@ -46,6 +46,17 @@ TEST(SizeClass, PagesHoldAtLeastEightBlocks) {
   }
 }
 
+// Every page is whole 64 KiB chunks (the arena aligns pages to chunks; one that ended between two
+// would leave the next a hole no span can use), and wastes less than one block.
+TEST(SizeClass, PagesAreWholeChunksWastingLessThanABlock) {
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    std::size_t bytes = class_page_count(c).bytes();
+    EXPECT_EQ(bytes % (64 * 1024), 0u) << c;
+    EXPECT_LT(bytes % class_block_size(c), class_block_size(c)) << c;
+    EXPECT_LT(bytes - 64 * 1024, 8 * class_block_size(c)) << c;  // not more than it needs
+  }
+}
+
 TEST(SizeClass, PowerOfTwoClassesExistForAlignedRequests) {
   for (std::size_t a = 16; a <= kSmallMax; a *= 2)
     EXPECT_EQ(class_block_size(size_class_of(a)), a) << a;
