@@ -74,23 +74,6 @@ os::PurgeKind purge_kind() {
   return config::options().purge == 1 ? os::PurgeKind::kFree : os::PurgeKind::kDontNeed;
 }
 
-// A segment's transparent-huge-page advice (option thp), on the whole segment: advice on part of
-// it would split its mapping in two (twice the map count; a brk heap no longer grows in one
-// VMA). Under auto, none: freed spans inside a huge page (purged 4 KiB at a time) stayed
-// resident (a program freeing a 1 GiB heap: 19 MiB of RSS left, against 8 MiB without), and the
-// small heaps most programs have would be rounded up to 2 MiB per segment.
-void advise_segment_huge_pages(Segment* seg, std::size_t bytes) {
-  switch (config::options().thp) {
-    case 0:  // kernel: the kernel's mode decides
-      return;
-    case 2:  // always
-      os::advise_huge_pages(seg, bytes, os::HugePages::kAlways);
-      return;
-    default:  // never, auto
-      os::advise_huge_pages(seg, bytes, os::HugePages::kNever);
-  }
-}
-
 std::uint64_t decay_ms() {
   long d = config::options().decay_ms;
   return d < 0 ? 0 : static_cast<std::uint64_t>(d);
@@ -117,7 +100,7 @@ std::size_t segment_bytes_for(Pages pages) {
 
 }  // namespace
 
-os::HugePages huge_block_thp_mode() {
+os::HugePages thp_mode(ThpMapping mapping) {
   switch (config::options().thp) {
     case 0:
       return os::HugePages::kKernel;
@@ -126,8 +109,9 @@ os::HugePages huge_block_thp_mode() {
     case 2:
       return os::HugePages::kAlways;
     default:  // auto
-      return stats::g_active_bytes.load(std::memory_order_relaxed) >=
-                     static_cast<std::int64_t>(kThpAutoHeapBytes)
+      return mapping == ThpMapping::kHugeBlock &&
+                     stats::g_active_bytes.load(std::memory_order_relaxed) >=
+                         static_cast<std::int64_t>(kThpAutoHeapBytes)
                  ? os::HugePages::kAlways
                  : os::HugePages::kNever;
   }
@@ -169,7 +153,9 @@ Segment* Arena::map_segment_locked(std::size_t bytes) {
     if (!brk) os::unmap(mem, bytes);
     return nullptr;
   }
-  advise_segment_huge_pages(seg, bytes);
+  // On the whole segment: advice on part of it would split its mapping in two (twice the map
+  // count; a brk heap no longer grows in one VMA).
+  os::advise_huge_pages(seg, bytes, thp_mode(ThpMapping::kSegment));
   seg->magic = kSegmentMagic;
   seg->kind = SegmentKind::kNormal;
   seg->from_brk = brk;
@@ -415,8 +401,8 @@ Span* Arena::find_chunk_aligned_fit_locked(unsigned state, Pages pages) {
       if (aligned_start_in(s, pages, Pages{chunk}) != nullptr) return s;
   }
   Span* s = find_fit_locked(state, Pages{sure}, Pages{1});
-  if (s != nullptr && aligned_start_in(s, pages, Pages{chunk}) != nullptr) return s;
-  return nullptr;
+  MALLARD_CHECK(s == nullptr || aligned_start_in(s, pages, Pages{chunk}) != nullptr);
+  return s;
 }
 
 Span* Arena::find_fit_locked(unsigned state, Pages pages, Pages align_pages) {
@@ -484,9 +470,9 @@ Span* Arena::alloc_span_locked(Pages pages, Pages align_pages, SpanKind kind, bo
   Span* s = nullptr;
   // Small pages start on a chunk boundary where the span heap has room for it (segment_map::
   // fast_chunk_of: free then finds the page without reading the entry of the block's own 4 KiB
-  // page); dirty memory first, aligned or not, before any purged memory.
-  // Only spans of whole chunks (every small page is: size_class.hpp, class_page_count): one that
-  // is not would leave a hole before the next boundary that no span can use.
+  // page); dirty memory first, aligned or not, before any purged memory. Only spans of whole
+  // chunks (every small page is: size_class.hpp, class_page_count): one that is not would leave
+  // a hole before the next boundary that no span can use.
   const bool chunked = kind == kSpanSmall && align_pages == Pages{1} &&
                        pages.count() % segment_map::kChunkPages == 0;
   for (int attempt = 0; attempt < 2 && s == nullptr; ++attempt) {

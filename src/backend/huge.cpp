@@ -98,7 +98,7 @@ void* allocate(std::size_t n, std::size_t alignment) {
   if (size == 0) return nullptr;
   void* mem = os::map_aligned(size, alignment > kSegmentSize ? alignment : kSegmentSize);
   if (mem == nullptr) return nullptr;
-  os::advise_huge_pages(mem, size, huge_block_thp_mode());
+  os::advise_huge_pages(mem, size, thp_mode(ThpMapping::kHugeBlock));
   auto* seg = static_cast<Segment*>(mem);
   seg->magic = kSegmentMagic;
   seg->kind = SegmentKind::kHuge;

@@ -99,9 +99,9 @@ inline constexpr std::uintptr_t kPageEntryMask = ((kSegmentSize >> kPageShift) -
   return entry == nullptr ? nullptr : entry->page_of_entry();
 }
 
-// Small pages start on a chunk boundary when the arena can place them there (Arena::
-// alloc_span_locked: kChunkPages, 64 KiB, the smallest small page), so that a block's page is
-// usually the span whose first entry is the entry of its chunk's first page: free reads that
+// Small pages, whole chunks each, start on a chunk boundary when the arena can place them there
+// (Arena::alloc_span_locked: kChunkPages, 64 KiB, the smallest small page), so that a block's page
+// is usually the span whose first entry is the entry of its chunk's first page: free reads that
 // entry, found from p and the fast map byte alone, and skips the page entry of p's own 4 KiB
 // page (a cache line per 4 KiB of heap, cold in a heap bigger than the cache; its to_first is
 // the load fast_page_of adds).
@@ -110,9 +110,9 @@ inline constexpr std::size_t kChunkSize = kChunkPages << kPageShift;
 
 // The entry of the first page of p's 64 KiB chunk, when p lies in the first kFastGranules
 // granules of a normal segment (nullptr otherwise). It describes the small page that holds p
-// exactly when it is a small page's first entry (kind kSpanSmall, or an owner_tag): a small page
-// is never shorter than a chunk, so one that starts at the chunk covers p. Any other content (the
-// interior of a span, a stale entry, metadata) says nothing about p: ask fast_page_of.
+// when it is a live small page's first entry (an owner_tag: no other entry carries one): a small
+// page is never shorter than a chunk, so one that starts at the chunk covers p. Any other content
+// (the interior of a span, a stale entry, metadata) says nothing about p: ask fast_page_of.
 [[gnu::always_inline]] inline Span* fast_chunk_of(const void* p) {
   return detail::fast_entry<detail::kPageEntryMask & ~((kChunkPages - 1) << 7)>(p);
 }

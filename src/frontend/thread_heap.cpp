@@ -219,14 +219,11 @@ void* ThreadHeap::pop_from(unsigned c, Span* page) {
   return try_pop(c);
 }
 
-// free's page lookup (segment_map::fast_chunk_of) relies on the first: a small page that starts
-// at a chunk boundary covers the whole chunk; the arena's placement on the second: pages of whole
-// chunks never push the next one off a boundary.
-static_assert([] {
-  for (unsigned c = 0; c < kClassCount; ++c)
-    if (class_page_count(c).count() % segment_map::kChunkPages != 0) return false;
-  return true;
-}());
+// Every page is whole chunks (class_page_count rounds to kClassPageUnit). free's page lookup
+// (segment_map::fast_chunk_of) relies on it: a small page that starts at a chunk boundary covers
+// the whole chunk; so does the arena's placement: pages of whole chunks never push the next one
+// off a boundary.
+static_assert(kClassPageUnit % segment_map::kChunkSize == 0);
 
 Span* ThreadHeap::fresh_page(unsigned c) {
   Arena* a = arenas::uncontended(arena_);
