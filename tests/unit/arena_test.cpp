@@ -48,6 +48,17 @@ class ArenaTest : public ::testing::Test {
     arena_->free_span_locked(s);
     stats::check_arena_locked(arena_);
   }
+  // A span taken or given back without the heap checker: small pages here are bare spans, not
+  // initialised as a thread heap would (no class), which the checker would report.
+  Span* bare(std::size_t pages, SpanKind kind) {
+    bool zeroed = false;
+    os::LockGuard g(arena_->lock());
+    return arena_->alloc_span_locked(Pages{pages}, Pages{1}, kind, &zeroed);
+  }
+  void bare_free(Span* s) {
+    os::LockGuard g(arena_->lock());
+    arena_->free_span_locked(s);
+  }
   ArenaStats stats() {
     os::LockGuard g(arena_->lock());
     return arena_->stats_locked();
@@ -110,16 +121,7 @@ TEST_F(ArenaTest, AlignedSpansAreAligned) {
 // them from the chunk's entry (segment_map::fast_chunk_of); a hole with no aligned room is still
 // used (dirty memory first), and a misaligned hole with room is used at its aligned part.
 TEST_F(ArenaTest, SmallPagesStartOnAChunkBoundaryWhenThereIsRoom) {
-  auto small = [&](std::size_t pages) {
-    bool zeroed = false;
-    os::LockGuard g(arena_->lock());
-    // Not initialised as a thread heap would (no class): the heap checker is not run here.
-    return arena_->alloc_span_locked(Pages{pages}, Pages{1}, kSpanSmall, &zeroed);
-  };
-  auto release = [&](Span* s) {
-    os::LockGuard g(arena_->lock());
-    arena_->free_span_locked(s);
-  };
+  auto small = [&](std::size_t pages) { return bare(pages, kSpanSmall); };
   auto chunk_aligned = [](const Span* s) {
     return reinterpret_cast<std::uintptr_t>(s->start) % segment_map::kChunkSize == 0;
   };
@@ -138,22 +140,17 @@ TEST_F(ArenaTest, SmallPagesStartOnAChunkBoundaryWhenThereIsRoom) {
   EXPECT_EQ(big2->start, big->start + 20 * os::kPageSize);
   EXPECT_EQ(segment_map::fast_page_of(big->start + 70000), big);
   // A 3-page large span then a 16-page hole: the hole after it is not aligned, the page is.
-  Span* odd = nullptr;
-  {
-    bool zeroed = false;
-    os::LockGuard g(arena_->lock());
-    odd = arena_->alloc_span_locked(Pages{3}, Pages{1}, kSpanLarge, &zeroed);
-  }
+  Span* odd = bare(3, kSpanLarge);
   Span* after = small(16);
   ASSERT_TRUE(odd && after);
   EXPECT_TRUE(chunk_aligned(after));
   // A freed aligned page's hole is reused as it is.
   char* hole = pages[3]->start;
-  release(pages[3]);
+  bare_free(pages[3]);
   pages[3] = small(16);
   EXPECT_EQ(pages[3]->start, hole);
-  for (Span* s : pages) release(s);
-  for (Span* s : {big, big2, odd, after}) release(s);
+  for (Span* s : pages) bare_free(s);
+  for (Span* s : {big, big2, odd, after}) bare_free(s);
   os::LockGuard g(arena_->lock());
   stats::check_arena_locked(arena_);
 }
@@ -426,12 +423,7 @@ TEST_F(ArenaTest, FastMapCoversTheLaterGranulesOfABigSegment) {
   ASSERT_NE(big, nullptr);
   Segment* seg = segment_map::lookup(big->start);
   ASSERT_GT(seg->size, 2 * kSegmentSize);
-  bool zeroed = false;
-  Span* small = nullptr;
-  {
-    os::LockGuard g(arena_->lock());
-    small = arena_->alloc_span_locked(Pages{16}, Pages{1}, kSpanSmall, &zeroed);
-  }
+  Span* small = bare(16, kSpanSmall);
   ASSERT_NE(small, nullptr);
   ASSERT_EQ(segment_map::lookup(small->start), seg);
   ASSERT_GE(small->start - reinterpret_cast<char*>(seg), static_cast<std::ptrdiff_t>(kSegmentSize));
@@ -444,10 +436,7 @@ TEST_F(ArenaTest, FastMapCoversTheLaterGranulesOfABigSegment) {
     EXPECT_NE(e->kind, kSpanSmall);
     EXPECT_EQ(e->owner_tag.load(), 0u);
   }
-  {
-    os::LockGuard g(arena_->lock());
-    arena_->free_span_locked(small);
-  }
+  bare_free(small);
   free_span(big);
 }
 
@@ -489,17 +478,12 @@ TEST_F(ArenaTest, PurgingAFreeSpanPurgesTheEntriesInsideIt) {
   config::options().dirty_max = std::size_t{1} << 30;
   Span* guard = alloc(1);  // keeps the segment (the heap checker is not run on these bare pages)
   std::vector<Span*> pages;
-  bool zeroed = false;
   for (int i = 0; i < 50; ++i) {  // small pages write every one of their entries
-    os::LockGuard g(arena_->lock());
-    pages.push_back(arena_->alloc_span_locked(Pages{16}, Pages{1}, kSpanSmall, &zeroed));
+    pages.push_back(bare(16, kSpanSmall));
     ASSERT_NE(pages.back(), nullptr);
   }
   Span* first = pages.front();
-  for (Span* s : pages) {
-    os::LockGuard g(arena_->lock());
-    arena_->free_span_locked(s);
-  }
+  for (Span* s : pages) bare_free(s);
   ASSERT_EQ(first->kind, kSpanFree);
   ASSERT_GE(first->page_count, 800u);
   auto resident = [](const void* p) {
