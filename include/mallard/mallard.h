@@ -78,8 +78,10 @@ typedef struct mallard_stats {
   size_t bytes_mapped;        /* address space reserved from the OS (mmap + brk) */
   size_t bytes_brk;           /* of which from brk (arena 0's [heap]) */
   size_t bytes_free_in_pages; /* free blocks inside small pages (cached for reuse) */
-  size_t bytes_dirty;         /* free spans not yet purged (resident, reusable) */
-  size_t bytes_purged;        /* free spans purged (MADV_DONTNEED/FREE): address space retained */
+  size_t bytes_dirty;         /* free spans not yet purged (resident, reusable), and the carved
+                                 part of empty small pages kept for their class ("parked") */
+  size_t bytes_purged;        /* free spans purged (MADV_DONTNEED/FREE): address space retained;
+                                 and the never-carved rest of parked pages */
   size_t bytes_metadata;      /* segment headers, heaps and the segment map */
   size_t bytes_resident;      /* the process's RSS now (from /proc/self/statm) */
   size_t peak_resident;       /* the process's peak RSS (VmHWM) */

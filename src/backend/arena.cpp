@@ -577,7 +577,7 @@ void Arena::free_span_locked(Span* s) {
 
 void Arena::tick_locked() {
   MALLARD_CHECK(lock_.held_by_me());
-  if (dirty_bytes_ == 0) return;
+  if (dirty_bytes_ == 0 && stats_.parked_pages == 0) return;
   std::uint64_t now = os::now_ms();
   if (now >= next_decay_ms_) decay_locked(now, false);
 }
@@ -593,7 +593,9 @@ std::size_t Arena::dirty_budget() const {
   std::size_t budget = static_cast<std::size_t>(o.trim_threshold);
   // A busy arena may keep a quarter of what it has in use: programs that free and reallocate
   // at once must not page-fault on every reuse (bench `large`, docs/design.md).
-  std::size_t by_activity = (stats_.small_pages + stats_.large) / kActiveShareDivisor;
+  // (Parked pages are free memory, not activity.)
+  std::size_t by_activity =
+      (stats_.small_pages - stats_.parked_bytes + stats_.large) / kActiveShareDivisor;
   if (by_activity > budget) budget = by_activity;
   // Or what the arena learnt, when more: bytes it purged and had to fault back in at once
   // (learn_from_reuse_locked).
@@ -626,9 +628,14 @@ void Arena::learn_from_reuse_locked(const char* start, std::size_t bytes) {
 void Arena::enforce_dirty_budget_locked() {
   MALLARD_CHECK(lock_.held_by_me());
   std::size_t budget = dirty_budget();
-  std::size_t guard = stats_.free_spans + 1;  // a failed purge re-queues a span: stop after a lap
-  while (dirty_bytes_ > budget && age_head_ != nullptr && guard-- != 0)
-    purge_span_locked(age_head_);
+  // A failed purge re-queues a span: stop after a lap (a released parked page adds a span).
+  std::size_t guard = stats_.free_spans + 2 * stats_.parked_pages + 1;
+  while (dirty_bytes_ + stats_.parked_resident > budget && guard-- != 0) {
+    if (age_head_ != nullptr)
+      purge_span_locked(age_head_);
+    else if (!release_oldest_parked_locked())  // now dirty: purged on the next lap
+      break;
+  }
 }
 
 void Arena::return_span_locked(Span* s) {
@@ -744,6 +751,18 @@ std::size_t Arena::decay_locked(std::uint64_t now, bool force) {
     purge_span_locked(age_head_);
   }
   if (force) reuse_boost_ = 0;
+  // Parked pages that aged unused go back to the span heap (dirty, purged by the next pass).
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    for (Span* page = parked_[c]; page != nullptr;) {
+      Span* next = page->next;
+      if (force || page->freed_at_ms + delay <= now) {
+        released += std::size_t{page->parked_pages} * os::kPageSize;
+        unlink_parked_locked(page);
+        return_span_locked(page);
+      }
+      page = next;
+    }
+  }
   // Abandoned and quarantined pages whose blocks have all come back by remote frees go back to
   // the span heap.
   for (unsigned c = 0; c <= kClassCount; ++c) {
@@ -829,6 +848,7 @@ bool Arena::release_abandoned_if_empty_locked(Span* page) {
   if ((page->flags & (kSpanAbandoned | kSpanQuarantined)) == 0) return false;  // adopted
   if (thread_free_count(page->thread_free.load(std::memory_order_acquire)) != page->used)
     return false;
+  const bool was_abandoned = (page->flags & kSpanAbandoned) != 0;
   if (page->flags & kSpanQuarantined) {
     unlink_page(quarantined_, page);
     --stats_.quarantined_pages;
@@ -836,8 +856,13 @@ bool Arena::release_abandoned_if_empty_locked(Span* page) {
     unlink_abandoned_locked(page);
   }
   page->thread_free.store(0, std::memory_order_relaxed);
-  return_span_locked(page);  // no decay tick: this runs inside the decay loop too
-  enforce_dirty_budget_locked();
+  if (was_abandoned) {
+    // No decay tick: this runs inside the decay loop too.
+    park_or_free_locked(page, false);
+  } else {
+    return_span_locked(page);
+    enforce_dirty_budget_locked();
+  }
   return true;
 }
 
@@ -846,6 +871,88 @@ Span* Arena::take_abandoned_locked(unsigned size_class) {
   Span* page = abandoned_[size_class];
   if (page != nullptr) unlink_abandoned_locked(page);
   return page;
+}
+
+// ---- parked small pages ----------------------------------------------------------------------
+
+void Arena::park_or_free_locked(Span* page, bool tick) {
+  MALLARD_CHECK(lock_.held_by_me());
+  MALLARD_CHECK(page->kind == kSpanSmall && page->owner_tag.load(std::memory_order_relaxed) == 0);
+  const unsigned c = page->size_class;
+  const std::size_t resident = (page->carved + os::kPageSize - 1) & ~(os::kPageSize - 1);
+  // Parking is worth it only where pages go and come back: within what the arena learnt from
+  // memory it purged and had to fault back in (learn_from_reuse_locked; thread churn teaches it
+  // at once), not the trim threshold or activity share, which a program's last frees would fill
+  // for nothing (bench size_sweep: +120 KiB resident at exit with them).
+  std::size_t budget = dirty_budget();
+  if (reuse_boost_ < budget) budget = reuse_boost_;
+  if (decay_ms() != 0 && parked_count_[c] < kParkedPerClass &&
+      dirty_bytes_ + stats_.parked_resident + resident <= budget) {
+    const std::uint64_t now = os::now_ms();
+    // Reset to never carved: every block is free, and the next owner carves them again from the
+    // start, over the same (resident) bytes.
+    page->free = nullptr;
+    page->used = 0;
+    page->thread_free.store(0, std::memory_order_relaxed);
+    __atomic_store_n(&page->carved, std::uint64_t{0}, __ATOMIC_RELAXED);
+    page->parked_pages = static_cast<std::uint32_t>(resident / os::kPageSize);
+    page->freed_at_ms = now;
+    push_page(parked_[c], page);
+    page->flags = kSpanParked;
+    ++parked_count_[c];
+    if (dirty_bytes_ == 0 && stats_.parked_pages == 0) next_decay_ms_ = now + decay_ms();
+    ++stats_.parked_pages;
+    stats_.parked_bytes += page->bytes();
+    stats::add_active(-static_cast<std::int64_t>(page->bytes()));  // free memory now
+    stats_.parked_resident += resident;
+    return;
+  }
+  return_span_locked(page);
+  if (tick) tick_locked();
+  enforce_dirty_budget_locked();
+}
+
+void Arena::unlink_parked_locked(Span* page) {
+  MALLARD_CHECK(page->flags == kSpanParked && parked_count_[page->size_class] != 0);
+  const std::size_t resident = std::size_t{page->parked_pages} * os::kPageSize;
+  MALLARD_CHECK(stats_.parked_resident >= resident && stats_.parked_bytes >= page->bytes());
+  unlink_page(parked_[page->size_class], page);
+  --parked_count_[page->size_class];
+  --stats_.parked_pages;
+  stats_.parked_bytes -= page->bytes();
+  stats_.parked_resident -= resident;
+  stats::add_active(static_cast<std::int64_t>(page->bytes()));  // a small page again
+  page->parked_pages = 0;
+}
+
+Span* Arena::take_parked_locked(unsigned size_class) {
+  MALLARD_CHECK(lock_.held_by_me());
+  Span* page = parked_[size_class];
+  if (page != nullptr) unlink_parked_locked(page);
+  return page;
+}
+
+Span* Arena::alloc_small_page_locked(unsigned size_class, Pages pages, bool* zeroed) {
+  MALLARD_CHECK(lock_.held_by_me());
+  if (Span* page = take_parked_locked(size_class)) {
+    *zeroed = false;
+    return page;
+  }
+  while (dirty_bytes_ < pages.bytes() && release_oldest_parked_locked()) {
+  }
+  return alloc_span_locked(pages, Pages{1}, kSpanSmall, zeroed);
+}
+
+bool Arena::release_oldest_parked_locked() {
+  Span* oldest = nullptr;
+  for (Span* head : parked_) {
+    for (Span* page = head; page != nullptr; page = page->next)
+      if (oldest == nullptr || page->freed_at_ms < oldest->freed_at_ms) oldest = page;
+  }
+  if (oldest == nullptr) return false;
+  unlink_parked_locked(oldest);
+  return_span_locked(oldest);
+  return true;
 }
 
 }  // namespace mallard

@@ -39,6 +39,9 @@ struct ArenaStats {
   std::size_t purge_calls = 0;
   std::size_t abandoned_pages = 0;
   std::size_t quarantined_pages = 0;
+  std::size_t parked_pages = 0;     // empty small pages kept for their class
+  std::size_t parked_bytes = 0;     // their bytes (counted in small_pages too)
+  std::size_t parked_resident = 0;  // of which carved before parking: resident at most
   std::size_t free_spans = 0;
 };
 
@@ -68,6 +71,26 @@ class Arena {
   Span* take_abandoned_locked(unsigned size_class);
   Span* abandoned_list_locked(unsigned size_class) { return abandoned_[size_class]; }
   void unlink_abandoned_locked(Span* page);
+  // Empty small pages, kept for their class (docs/design.md, "Parked pages"). A page whose every
+  // block is free (no owner: a thread retired it, or exited, or its blocks all came back to an
+  // abandoned page) is parked on its class's list, reset to never carved, if the arena's dirty
+  // bytes plus the parked pages' carved (possibly resident) bytes stay within the learnt part of
+  // the dirty budget (reuse_boost, at most the budget) and its class has fewer than
+  // kParkedPerClass; otherwise it goes back to the span heap
+  // (free_span_locked). A thread that needs a page of that class takes a parked one before the
+  // span heap: its resident part is the prefix that class touches again, where a span of the
+  // heap, last used by another class, makes new memory resident. Decay releases parked pages
+  // older than decay_ms; malloc_trim releases them all.
+  // tick: run the decay tick when the page goes back to the span heap (false inside decay).
+  void park_or_free_locked(Span* page, bool tick = true);
+  Span* take_parked_locked(unsigned size_class);
+  // A span for a new small page of `size_class`, `pages` long: a parked page of the class, else
+  // the span heap (alloc_span_locked), which gets the oldest parked pages of other classes first
+  // while its dirty spans could not hold the page (their resident memory is reused before new
+  // memory is touched: a program that moves from one size to the next). *zeroed as there.
+  Span* alloc_small_page_locked(unsigned size_class, Pages pages, bool* zeroed);
+  Span* parked_list_locked(unsigned size_class) { return parked_[size_class]; }
+  static constexpr unsigned kParkedPerClass = 8;
   // Small pages of threads that do not exist in a forked child (ThreadHeap::quarantine_all):
   // never adopted, released when their last block comes back.
   void quarantine_page_locked(Span* page);
@@ -82,7 +105,7 @@ class Arena {
   std::size_t decay_locked(std::uint64_t now_ms, bool force);
   // Cheap check (no lock) whether decay_locked has work due.
   bool decay_due(std::uint64_t now_ms) const {
-    return dirty_bytes_ != 0 && now_ms >= next_decay_ms_;
+    return (dirty_bytes_ != 0 || stats_.parked_pages != 0) && now_ms >= next_decay_ms_;
   }
   // Runs decay_locked if it is due: the aging that happens on the program's own calls.
   void tick_locked();
@@ -97,7 +120,8 @@ class Arena {
   // a quarter of the bytes the arena has in use, and the learnt part (reuse_boost); option
   // dirty_max overrides all three.
   std::size_t dirty_budget() const;
-  // Purges the oldest dirty spans until dirty_bytes() <= dirty_budget().
+  // Purges the oldest dirty spans, then releases the oldest parked pages, until dirty_bytes()
+  // plus the parked pages' resident bytes are within dirty_budget().
   void enforce_dirty_budget_locked();
   static constexpr std::size_t kActiveShareDivisor = 4;
   // Arena growth (grow_locked): a new segment is at least as large as what the arena has mapped,
@@ -119,6 +143,8 @@ class Arena {
 
  private:
   void return_span_locked(Span* s);  // free_span_locked without the decay tick
+  void unlink_parked_locked(Span* page);
+  bool release_oldest_parked_locked();  // to the span heap (dirty); false if none is parked
   // The last purges, to tell when a span taken from the purged bins was purged moments ago.
   void note_purge_locked(const char* start, std::size_t bytes);
   void learn_from_reuse_locked(const char* start, std::size_t bytes);
@@ -171,6 +197,8 @@ class Arena {
   unsigned recent_next_ = 0;
   Span* abandoned_[kClassCount] = {};
   Span* quarantined_ = nullptr;
+  Span* parked_[kClassCount] = {};  // newest first
+  std::uint8_t parked_count_[kClassCount] = {};
   ArenaStats stats_;
 };
 

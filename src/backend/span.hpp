@@ -36,6 +36,9 @@ inline constexpr std::uint8_t kSpanAbandoned = 2;
 // Set while a small page sits on its arena's quarantine (a forked child's page of a thread that
 // does not exist there): freed into, never allocated from; changed only under the arena's lock.
 inline constexpr std::uint8_t kSpanQuarantined = 4;
+// Set while an empty small page sits on its arena's parked list (Arena::park_or_free_locked);
+// changed only under the arena's lock.
+inline constexpr std::uint8_t kSpanParked = 8;
 
 // The first two words of a free small block. Both are encoded with secret keys
 // (frontend/free_list.hpp): `link` is the next block of its list, `marker` says "this block is
@@ -57,7 +60,7 @@ struct alignas(64) Span {
   std::uint32_t used;       // blocks handed out and not yet collected back
   std::uint32_t block_size;
   std::uint8_t kind;   // SpanKind
-  std::uint8_t flags;  // kSpanAbandoned, kSpanQuarantined
+  std::uint8_t flags;  // kSpanAbandoned, kSpanQuarantined, kSpanParked
   std::uint8_t size_class;
   std::uint8_t state;  // SpanState, free spans
   std::uint32_t page_count;
@@ -74,14 +77,15 @@ struct alignas(64) Span {
   std::atomic<std::uint64_t> thread_free;  // frees from other threads: (count << 48) | pointer
   std::uint32_t zeroed;                    // free spans: contents known to be zero
   std::uint32_t capacity;                  // small pages: blocks that fit in the page
-  std::uint32_t back;  // kSpanSmallPart / kSpanFreeTail: entries back to the first entry
-  std::uint32_t unused_;
-  Span* next;  // heap queue, arena bin or abandoned list
+  std::uint32_t back;          // kSpanSmallPart / kSpanFreeTail: entries back to the first entry
+  std::uint32_t parked_pages;  // a parked small page: its 4 KiB pages that may be resident (the
+                               // part carved before it was parked)
+  Span* next;                  // heap queue, arena bin, abandoned or parked list
   Span* prev;
   Span* age_next;  // free dirty spans: the arena's age list, oldest first
   Span* age_prev;
   std::uint64_t freed_at_ms;  // free spans: dirty, when freed; purged, when purged (0: fresh from
-                              // the OS, never used)
+                              // the OS, never used); parked small pages: when parked
 
   // The small page this entry belongs to (its first entry), or the entry itself (see to_first).
   Span* page_of_entry() {

@@ -138,6 +138,12 @@ BlockRef resolve_block(const void* p, const char* call) {
       auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start);
       if (!is_carved_block_start(page, off)) {
         bool block_start = off % page->block_size == 0 && off / page->block_size < page->capacity;
+        // A parked page (reset to never carved) still holds the free markers of its blocks: a
+        // block freed before the page was parked is freed again. (Read without the arena lock,
+        // only to word the report.)
+        if (block_start && (__atomic_load_n(&page->flags, __ATOMIC_RELAXED) & kSpanParked) != 0 &&
+            static_cast<const FreeBlock*>(p)->marker == free_marker(p))
+          os::report_bad_pointer(kDoubleFree, call, p);
         os::report_bad_pointer(block_start ? kNeverHandedOut : kInterior, call, p);
       }
       if (static_cast<const FreeBlock*>(p)->marker == free_marker(p))

@@ -211,7 +211,7 @@ void ThreadHeap::release_to_arena(Span* page) {
   page->set_owner(nullptr, false, std::memory_order_relaxed);
   Arena* a = arena_of(page);
   os::LockGuard guard(a->lock());
-  a->free_span_locked(page);
+  a->park_or_free_locked(page);
 }
 
 void* ThreadHeap::pop_from(unsigned c, Span* page) {
@@ -231,12 +231,12 @@ Span* ThreadHeap::fresh_page(unsigned c) {
   Span* page;
   {  // The page is initialised under the lock: the heap checker and statistics may look at it.
     os::LockGuard guard(a->lock());
-    page = a->alloc_span_locked(class_page_count(c), Pages{1}, kSpanSmall, &zeroed);
+    page = a->alloc_small_page_locked(c, class_page_count(c), &zeroed);
     if (page != nullptr) init_page(page, c);
   }
   if (page == nullptr && a != arena_) {
     os::LockGuard guard(arena_->lock());
-    page = arena_->alloc_span_locked(class_page_count(c), Pages{1}, kSpanSmall, &zeroed);
+    page = arena_->alloc_small_page_locked(c, class_page_count(c), &zeroed);
     if (page != nullptr) init_page(page, c);
   }
   return page;
@@ -415,7 +415,7 @@ void ThreadHeap::abandon_all() {
     collect(s);
     if (s->used == 0) {
       s->set_owner(nullptr, false, std::memory_order_relaxed);
-      a->free_span_locked(s);
+      a->park_or_free_locked(s);
     } else {
       s->flags = 0;
       s->set_owner(nullptr, false);

@@ -106,7 +106,8 @@ class ThreadHeap {
   [[gnu::noinline]] void page_emptied(Span* page);
   // The owner frees into a page that sits on the full list.
   [[gnu::noinline]] void free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark);
-  // Gives every page back (empty ones to the arena, the others to the arena's abandoned list).
+  // Gives every page back (empty ones to the arena, parked or freed, the others to the arena's
+  // abandoned list).
   void abandon_all();
   // In a forked child, for a heap whose thread does not exist there: its pages' free lists and
   // counts may be half-written (the fork cut its lock-free fast paths), so they are never
@@ -181,7 +182,7 @@ class ThreadHeap {
   void retire_page(unsigned c, Span* page);
   // Takes a page whose blocks have all come back off the full list and gives it to the arena.
   void give_back_full_page(unsigned c, Span* page);
-  void release_to_arena(Span* page);  // clears the owner, frees the span under the arena lock
+  void release_to_arena(Span* page);  // clears the owner, parks or frees it under the arena lock
   void* pop_from(unsigned c, Span* page);
   // Collects the remote frees of the pages on class c's full list (clearing its hint) and moves
   // those that got blocks to the available queue. Returns the first of them, or nullptr.

@@ -159,6 +159,39 @@ std::size_t check_segment(Arena* a, Segment* seg, Totals& t) {
   return spans;
 }
 
+// What a list of pages without owner is called in its reports.
+struct ListNames {
+  const char* longer;
+  const char* links;
+  const char* wrong_page;
+  const char* other_arena;
+  const char* owned;
+};
+constexpr ListNames kAbandonedList{
+    "abandoned list longer than its count (cycle?)", "abandoned list links broken",
+    "abandoned list holds a wrong page", "abandoned page of another arena",
+    "abandoned page has an owner"};
+constexpr ListNames kParkedList{"parked list longer than its count (cycle?)",
+                                "parked list links broken", "parked list holds a wrong page",
+                                "parked page of another arena", "parked page has an owner"};
+
+// One arena list of small pages of class c without owner (abandoned or parked): links, length
+// (n counts on, up to limit), kind, class, arena and owner; then each(page).
+template <class Each>
+void check_ownerless_list(Arena* a, Span* head, unsigned c, std::size_t& n, std::size_t limit,
+                          const ListNames& names, Each&& each) {
+  Span* prev = nullptr;
+  for (Span* p = head; p != nullptr; prev = p, p = p->next) {
+    CHECK(++n <= limit, names.longer, a);
+    CHECK(p->prev == prev, names.links, p->start);
+    CHECK(p->kind == kSpanSmall && p->size_class == c, names.wrong_page, p->start);
+    CHECK(segment_of_entry(p) != nullptr && segment_of_entry(p)->arena == a, names.other_arena,
+          p->start);
+    CHECK(p->owner_tag.load(std::memory_order_relaxed) == 0, names.owned, p->start);
+    each(p);
+  }
+}
+
 }  // namespace
 
 std::size_t check_heap() {
@@ -194,22 +227,31 @@ std::size_t check_arena_locked(Arena* a) {
   CHECK(t.mapped == st.mapped && t.metadata == st.metadata && t.brk == st.brk &&
             t.segments == st.segments,
         "segment byte or count statistics wrong", a);
+  // Abandoned pages (an exited thread's, with live blocks): their lists and counts are whole.
   std::size_t abandoned = 0;
-  for (unsigned c = 0; c < kClassCount; ++c) {
-    Span* prev = nullptr;
-    for (Span* p = a->abandoned_list_locked(c); p != nullptr; prev = p, p = p->next) {
-      CHECK(++abandoned <= st.abandoned_pages, "abandoned list longer than its count (cycle?)", a);
-      CHECK(p->prev == prev, "abandoned list links broken", p->start);
-      CHECK(p->kind == kSpanSmall && p->size_class == c, "abandoned list holds a wrong page",
-            p->start);
-      CHECK(segment_of_entry(p) != nullptr && segment_of_entry(p)->arena == a,
-            "abandoned page of another arena", p->start);
-      CHECK(p->owner_tag.load(std::memory_order_relaxed) == 0, "abandoned page has an owner",
-            p->start);
-      check_page_lists(p);
-    }
-  }
+  for (unsigned c = 0; c < kClassCount; ++c)
+    check_ownerless_list(a, a->abandoned_list_locked(c), c, abandoned, st.abandoned_pages,
+                         kAbandonedList, [](Span* p) { check_page_lists(p); });
   CHECK(abandoned == st.abandoned_pages, "abandoned page count wrong", a);
+  // Parked pages: empty, reset to never carved, their resident estimate summed.
+  std::size_t parked = 0;
+  std::size_t parked_bytes = 0;
+  std::size_t parked_resident = 0;
+  for (unsigned c = 0; c < kClassCount; ++c) {
+    check_ownerless_list(
+        a, a->parked_list_locked(c), c, parked, st.parked_pages, kParkedList, [&](Span* p) {
+          CHECK(p->flags == kSpanParked && p->used == 0 && p->free == nullptr && p->carved == 0 &&
+                    p->thread_free.load(std::memory_order_relaxed) == 0,
+                "parked page not empty and reset", p->start);
+          CHECK(std::size_t{p->parked_pages} * os::kPageSize <= p->bytes(),
+                "parked page resident estimate beyond the page", p->start);
+          parked_bytes += p->bytes();
+          parked_resident += std::size_t{p->parked_pages} * os::kPageSize;
+        });
+  }
+  CHECK(parked == st.parked_pages && parked_bytes == st.parked_bytes &&
+            parked_resident == st.parked_resident,
+        "parked page statistics wrong", a);
   // Quarantined pages (a forked child's pages of threads it does not have): their free lists and
   // counts may be half-written by design, so only their links and remote-free lists are checked.
   std::size_t quarantined = 0;

@@ -20,7 +20,13 @@ void walk_segment(Segment* seg, mallard_stats* out) {
   for (std::uint32_t i = seg->first_data_page; i < seg->page_count;) {
     Span* s = &pages[i];
     std::uint32_t count = s->page_count == 0 ? 1 : s->page_count;
-    if (s->kind == kSpanSmall) {
+    if (s->kind == kSpanSmall && (s->flags & kSpanParked) != 0) {
+      // An empty page kept for its class (read under the arena lock): free memory, resident
+      // only in the part carved before it was parked.
+      const std::size_t resident = std::size_t{s->parked_pages} * os::kPageSize;
+      out->bytes_dirty += resident;
+      out->bytes_purged += s->bytes() - resident;
+    } else if (s->kind == kSpanSmall) {
       // The owner updates `used` without atomics; a relaxed read gives a consistent snapshot
       // of each page (blocks freed remotely but not yet collected are not in use).
       std::uint32_t used = __atomic_load_n(&s->used, __ATOMIC_RELAXED);

@@ -63,6 +63,51 @@ class ArenaTest : public ::testing::Test {
     os::LockGuard g(arena_->lock());
     return arena_->stats_locked();
   }
+  // A small page of class c as a thread heap leaves it when every block is free: no owner, the
+  // first carved_bytes carved.
+  Span* empty_small_page(unsigned c, std::size_t carved_bytes) {
+    bool zeroed = false;
+    os::LockGuard g(arena_->lock());
+    Span* p = arena_->alloc_small_page_locked(c, class_page_count(c), &zeroed);
+    if (p == nullptr) return nullptr;
+    p->size_class = static_cast<std::uint8_t>(c);
+    p->block_size = static_cast<std::uint32_t>(class_block_size(c));
+    p->div_magic = UINT64_MAX / p->block_size + 1;
+    p->capacity = static_cast<std::uint32_t>(p->bytes() / p->block_size);
+    p->carved = carved_bytes;
+    p->used = 0;
+    p->free = nullptr;
+    p->thread_free.store(0, std::memory_order_relaxed);
+    p->flags = 0;
+    p->owner_tag.store(0, std::memory_order_relaxed);
+    return p;
+  }
+  void park(Span* p) {
+    os::LockGuard g(arena_->lock());
+    arena_->park_or_free_locked(p);
+    stats::check_arena_locked(arena_);
+  }
+  // An empty small page of class c, parked (or freed, if the arena does not park it).
+  Span* parked_page(unsigned c, std::size_t carved_bytes) {
+    Span* p = empty_small_page(c, carved_bytes);
+    if (p != nullptr) park(p);
+    return p;
+  }
+  Span* take_page(unsigned c) {
+    bool zeroed = false;
+    os::LockGuard g(arena_->lock());
+    return arena_->alloc_small_page_locked(c, class_page_count(c), &zeroed);
+  }
+  // Teaches the arena's budget `pages` pages (as BudgetLearnsFromPurgedMemoryWantedBack shows):
+  // with trim_threshold 0, a freed span is purged at once and taken back. Returns the span
+  // taken back, still in use.
+  Span* teach_budget(std::size_t pages) {
+    config::options().dirty_max = 0;
+    config::options().trim_threshold = 0;
+    Span* a = alloc(pages);
+    free_span(a);
+    return alloc(pages);
+  }
   Arena* arena_ = nullptr;
   config::Options saved_;
 };
@@ -532,6 +577,121 @@ TEST_F(ArenaTest, APageTakenFromTheAbandonedListIsNoLongerAbandoned) {
   page->used = 0;
   arena_->free_span_locked(page);
   stats::check_arena_locked(arena_);
+}
+
+// Parked pages (docs/design.md): an empty small page given back is kept for its class, reset to
+// never carved, and the next page of that class is that one, so its resident part is reused by
+// the blocks that made it resident, not by another class that touches more of it.
+TEST_F(ArenaTest, AnEmptySmallPageIsParkedForItsClassAndTakenBackFirst) {
+  config::options().decay_ms = 10000;
+  Span* taught = teach_budget(64);  // 256 KiB learnt
+  ASSERT_NE(taught, nullptr);
+  ASSERT_EQ(arena_->reuse_boost(), std::size_t{64} * os::kPageSize);
+  const unsigned c = 5;
+  Span* p = empty_small_page(c, 3 * os::kPageSize + 100);  // four 4 KiB pages carved
+  ASSERT_NE(p, nullptr);
+  const std::size_t small_before = stats().small_pages;
+  park(p);
+  ArenaStats st = stats();
+  EXPECT_EQ(st.parked_pages, 1u);
+  EXPECT_EQ(st.parked_resident, 4 * os::kPageSize);
+  EXPECT_EQ(st.parked_bytes, p->bytes());
+  EXPECT_EQ(st.small_pages, small_before);  // still a span in use, to the span heap
+  EXPECT_EQ(p->carved, 0u);
+  EXPECT_EQ(p->flags, kSpanParked);
+  Span* again = take_page(c);
+  EXPECT_EQ(again, p);
+  EXPECT_EQ(stats().parked_pages, 0u);
+  EXPECT_EQ(stats().parked_resident, 0u);
+  EXPECT_EQ(p->flags, 0);
+  bare_free(again);
+  free_span(taught);
+}
+
+// Without a learnt budget (nothing purged was wanted back) a page goes to the span heap as
+// before: a program's last frees must not keep pages no one will take (bench size_sweep).
+TEST_F(ArenaTest, AnEmptySmallPageIsFreedWhenNothingWasLearnt) {
+  config::options().decay_ms = 10000;
+  ASSERT_EQ(arena_->reuse_boost(), 0u);
+  Span* p = empty_small_page(3, os::kPageSize);
+  ASSERT_NE(p, nullptr);
+  park(p);
+  EXPECT_EQ(stats().parked_pages, 0u);
+  EXPECT_NE(p->kind, kSpanSmall);  // back in the span heap
+  EXPECT_GT(stats().dirty, 0u);
+}
+
+// Parked pages stay within the learnt budget (their carved bytes) and kParkedPerClass per class.
+TEST_F(ArenaTest, ParkedPagesAreBoundedByTheLearntBudgetAndPerClass) {
+  config::options().decay_ms = 10000;
+  Span* taught = teach_budget(16);  // 64 KiB learnt
+  ASSERT_NE(taught, nullptr);
+  std::vector<Span*> pages;
+  for (unsigned i = 0; i < Arena::kParkedPerClass + 2; ++i) {
+    pages.push_back(empty_small_page(7, os::kPageSize));
+    ASSERT_NE(pages.back(), nullptr);
+  }
+  // Taken before any is parked: a new page takes parked ones of other classes first.
+  Span* big = empty_small_page(9, 15 * os::kPageSize);
+  ASSERT_NE(big, nullptr);
+  for (Span* p : pages) park(p);
+  EXPECT_EQ(stats().parked_pages, Arena::kParkedPerClass);  // 8 x 4 KiB carved: within 64 KiB
+  // A page whose carved part no longer fits the budget goes to the span heap.
+  park(big);
+  EXPECT_EQ(stats().parked_pages, Arena::kParkedPerClass);
+  EXPECT_NE(big->kind, kSpanSmall);  // back in the span heap (maybe merged into a neighbour)
+  EXPECT_LE(stats().parked_resident + arena_->dirty_bytes(), arena_->dirty_budget());
+  free_span(taught);
+}
+
+// Decay gives back parked pages that aged unused (they become dirty spans, purged by the next
+// pass); a forced decay (malloc_trim) gives back all of them and purges them at once.
+TEST_F(ArenaTest, DecayAndTrimGiveBackParkedPages) {
+  config::options().decay_ms = 50;
+  Span* taught = teach_budget(64);
+  ASSERT_NE(taught, nullptr);
+  // Both taken before either is parked: a new page takes a parked one first.
+  Span* pages[] = {empty_small_page(4, 2 * os::kPageSize), empty_small_page(6, os::kPageSize)};
+  for (Span* p : pages) park(p);
+  ASSERT_EQ(stats().parked_pages, 2u);
+  {
+    os::LockGuard g(arena_->lock());
+    EXPECT_TRUE(arena_->decay_due(os::now_ms() + 60));  // parked pages alone make decay due
+    arena_->decay_locked(os::now_ms(), false);          // too young
+    EXPECT_EQ(arena_->stats_locked().parked_pages, 2u);
+    arena_->decay_locked(os::now_ms() + 60, false);  // aged
+    EXPECT_EQ(arena_->stats_locked().parked_pages, 0u);
+    stats::check_arena_locked(arena_);
+  }
+  ASSERT_NE(parked_page(4, 2 * os::kPageSize), nullptr);
+  ASSERT_EQ(stats().parked_pages, 1u);
+  {
+    os::LockGuard g(arena_->lock());
+    arena_->decay_locked(os::now_ms(), true);
+    EXPECT_EQ(arena_->stats_locked().parked_pages, 0u);
+    EXPECT_EQ(arena_->dirty_bytes(), 0u);
+    stats::check_arena_locked(arena_);
+  }
+  free_span(taught);
+}
+
+// A thread that needs a page of a class with none parked, when the arena's dirty spans cannot
+// hold it, gets a parked page of another class (resident memory reused before new memory).
+TEST_F(ArenaTest, AParkedPageOfAnotherClassIsReusedBeforeNewMemory) {
+  config::options().decay_ms = 10000;
+  Span* taught = teach_budget(64);
+  ASSERT_NE(taught, nullptr);
+  Span* p = parked_page(4, 2 * os::kPageSize);
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(stats().parked_pages, 1u);
+  char* start = p->start;
+  ASSERT_EQ(arena_->dirty_bytes(), 0u);  // taught: purged at once, taken back
+  Span* other = take_page(8);            // same page size
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->start, start);
+  EXPECT_EQ(stats().parked_pages, 0u);
+  bare_free(other);
+  free_span(taught);
 }
 
 TEST_F(ArenaTest, RandomOperationsKeepEveryInvariant) {

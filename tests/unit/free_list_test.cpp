@@ -11,6 +11,7 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "../common/bad_pointer_report.h"
 #include "backend/segment_map.hpp"
@@ -49,6 +50,27 @@ TEST(FreeListDeathTest, FreeOfABlockBeyondTheCarvedPartOfItsPage) {
                one_line(kNeverHandedOut, "malloc_usable_size", q));
   EXPECT_DEATH((void)mallard_realloc(opaque(q), 8), one_line(kNeverHandedOut, "realloc", q));
   mallard_free(p);
+}
+
+// An exited thread's empty page parked for its class (docs/design.md, "Parked pages") is reset to
+// never carved, but its blocks keep their free markers: freeing one again is still reported as a
+// double free, not as a block never handed out.
+TEST(FreeListDeathTest, AFreeIntoAParkedPageIsADoubleFree) {
+  constexpr std::size_t kSize = 176;  // a class no other test here fills
+  void* freed = nullptr;
+  for (int g = 0; g < 12; ++g) {  // threads come and go: the arena learns to park their pages
+    std::thread t([&] {
+      std::vector<void*> v;
+      for (std::size_t i = 0; i < 3 * (64 << 10) / kSize; ++i) v.push_back(mallard_malloc(kSize));
+      freed = v[v.size() / 2];
+      for (void* q : v) mallard_free(q);
+    });
+    t.join();
+  }
+  Span* page = page_of(freed);
+  if (page->kind != kSpanSmall || (page->flags & kSpanParked) == 0)
+    GTEST_SKIP() << "the page was not parked (the arena learnt no budget in this process)";
+  EXPECT_DEATH(mallard_free(opaque(freed)), one_line(kDoubleFree, "free", freed));
 }
 
 // A carved block that was never handed out sits on the free list, marked free: freeing it is a
