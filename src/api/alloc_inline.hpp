@@ -65,7 +65,7 @@ template <class Fits>
                            is_carved_block_start_by_owner(page, p) && b->marker != mark &&
                            fits(page),
                        1)) {
-    // A page that empties and stays (the class's current and only page: a loop that allocates
+    // A page that empties and stays (the class's current page: a loop that allocates
     // and frees one block) is decided here, with no call: only one that goes back calls out.
     if (__builtin_expect(!ThreadHeap::push_local(page, b, mark), 0) && !heap->keeps_emptied(page))
       page_emptied_slow(heap, page);
