@@ -756,7 +756,7 @@ std::size_t Arena::decay_locked(std::uint64_t now, bool force) {
     for (Span* page = parked_[c]; page != nullptr;) {
       Span* next = page->next;
       if (force || page->freed_at_ms + delay <= now) {
-        released += std::size_t{page->parked_pages} * os::kPageSize;
+        released += std::size_t{page->resident_pages} * os::kPageSize;
         unlink_parked_locked(page);
         return_span_locked(page);
       }
@@ -879,7 +879,10 @@ void Arena::park_or_free_locked(Span* page, bool tick) {
   MALLARD_CHECK(lock_.held_by_me());
   MALLARD_CHECK(page->kind == kSpanSmall && page->owner_tag.load(std::memory_order_relaxed) == 0);
   const unsigned c = page->size_class;
-  const std::size_t resident = (page->carved + os::kPageSize - 1) & ~(os::kPageSize - 1);
+  // Resident at most: what was carved, or more if the span came resident (resident_pages).
+  std::size_t resident = (page->carved + os::kPageSize - 1) & ~(os::kPageSize - 1);
+  if (resident < std::size_t{page->resident_pages} * os::kPageSize)
+    resident = std::size_t{page->resident_pages} * os::kPageSize;
   // Parking is worth it only where pages go and come back: within what the arena learnt from
   // memory it purged and had to fault back in (learn_from_reuse_locked; thread churn teaches it
   // at once), not the trim threshold or activity share, which a program's last frees would fill
@@ -895,7 +898,7 @@ void Arena::park_or_free_locked(Span* page, bool tick) {
     page->used = 0;
     page->thread_free.store(0, std::memory_order_relaxed);
     __atomic_store_n(&page->carved, std::uint64_t{0}, __ATOMIC_RELAXED);
-    page->parked_pages = static_cast<std::uint32_t>(resident / os::kPageSize);
+    page->resident_pages = static_cast<std::uint32_t>(resident / os::kPageSize);
     page->freed_at_ms = now;
     push_page(parked_[c], page);
     page->flags = kSpanParked;
@@ -914,7 +917,7 @@ void Arena::park_or_free_locked(Span* page, bool tick) {
 
 void Arena::unlink_parked_locked(Span* page) {
   MALLARD_CHECK(page->flags == kSpanParked && parked_count_[page->size_class] != 0);
-  const std::size_t resident = std::size_t{page->parked_pages} * os::kPageSize;
+  const std::size_t resident = std::size_t{page->resident_pages} * os::kPageSize;
   MALLARD_CHECK(stats_.parked_resident >= resident && stats_.parked_bytes >= page->bytes());
   unlink_page(parked_[page->size_class], page);
   --parked_count_[page->size_class];
@@ -922,7 +925,6 @@ void Arena::unlink_parked_locked(Span* page) {
   stats_.parked_bytes -= page->bytes();
   stats_.parked_resident -= resident;
   stats::add_active(static_cast<std::int64_t>(page->bytes()));  // a small page again
-  page->parked_pages = 0;
 }
 
 Span* Arena::take_parked_locked(unsigned size_class) {
@@ -940,7 +942,11 @@ Span* Arena::alloc_small_page_locked(unsigned size_class, Pages pages, bool* zer
   }
   while (dirty_bytes_ < pages.bytes() && release_oldest_parked_locked()) {
   }
-  return alloc_span_locked(pages, Pages{1}, kSpanSmall, zeroed);
+  Span* page = alloc_span_locked(pages, Pages{1}, kSpanSmall, zeroed);
+  // Memory known to be zero (fresh or purged) becomes resident only as it is carved; any other
+  // (dirty) span may be resident throughout.
+  if (page != nullptr) page->resident_pages = *zeroed ? 0 : page->page_count;
+  return page;
 }
 
 bool Arena::release_oldest_parked_locked() {

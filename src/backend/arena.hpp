@@ -41,7 +41,7 @@ struct ArenaStats {
   std::size_t quarantined_pages = 0;
   std::size_t parked_pages = 0;     // empty small pages kept for their class
   std::size_t parked_bytes = 0;     // their bytes (counted in small_pages too)
-  std::size_t parked_resident = 0;  // of which carved before parking: resident at most
+  std::size_t parked_resident = 0;  // of which possibly resident (Span::resident_pages)
   std::size_t free_spans = 0;
 };
 
@@ -74,7 +74,8 @@ class Arena {
   // Empty small pages, kept for their class (docs/design.md, "Parked pages"). A page whose every
   // block is free (no owner: a thread retired it, or exited, or its blocks all came back to an
   // abandoned page) is parked on its class's list, reset to never carved, if the arena's dirty
-  // bytes plus the parked pages' carved (possibly resident) bytes stay within the learnt part of
+  // bytes plus the parked pages' possibly resident bytes (what was carved, or the whole page when
+  // it was taken from dirty memory: Span::resident_pages) stay within the learnt part of
   // the dirty budget (reuse_boost, at most the budget) and its class has fewer than
   // kParkedPerClass; otherwise it goes back to the span heap
   // (free_span_locked). A thread that needs a page of that class takes a parked one before the

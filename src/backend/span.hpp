@@ -77,10 +77,12 @@ struct alignas(64) Span {
   std::atomic<std::uint64_t> thread_free;  // frees from other threads: (count << 48) | pointer
   std::uint32_t zeroed;                    // free spans: contents known to be zero
   std::uint32_t capacity;                  // small pages: blocks that fit in the page
-  std::uint32_t back;          // kSpanSmallPart / kSpanFreeTail: entries back to the first entry
-  std::uint32_t parked_pages;  // a parked small page: its 4 KiB pages that may be resident (the
-                               // part carved before it was parked)
-  Span* next;                  // heap queue, arena bin, abandoned or parked list
+  std::uint32_t back;  // kSpanSmallPart / kSpanFreeTail: entries back to the first entry
+  // Small pages: the first 4 KiB pages that may be resident whatever `carved` says (all of
+  // them when the span was taken from dirty memory; what earlier owners carved when it was
+  // parked). What a parked page counts as resident (Arena::park_or_free_locked).
+  std::uint32_t resident_pages;
+  Span* next;  // heap queue, arena bin, abandoned or parked list
   Span* prev;
   Span* age_next;  // free dirty spans: the arena's age list, oldest first
   Span* age_prev;

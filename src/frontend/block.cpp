@@ -138,11 +138,10 @@ BlockRef resolve_block(const void* p, const char* call) {
       auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - page->start);
       if (!is_carved_block_start(page, off)) {
         bool block_start = off % page->block_size == 0 && off / page->block_size < page->capacity;
-        // A parked page (reset to never carved) still holds the free markers of its blocks: a
-        // block freed before the page was parked is freed again. (Read without the arena lock,
-        // only to word the report.)
-        if (block_start && (__atomic_load_n(&page->flags, __ATOMIC_RELAXED) & kSpanParked) != 0 &&
-            static_cast<const FreeBlock*>(p)->marker == free_marker(p))
+        // Beyond the carved part, a block that still holds its free marker was carved and freed
+        // before the page was parked or given back and taken again (reset to never carved): it
+        // is freed again. (A block never carved holds no marker.)
+        if (block_start && static_cast<const FreeBlock*>(p)->marker == free_marker(p))
           os::report_bad_pointer(kDoubleFree, call, p);
         os::report_bad_pointer(block_start ? kNeverHandedOut : kInterior, call, p);
       }

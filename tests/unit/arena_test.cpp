@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -605,6 +606,35 @@ TEST_F(ArenaTest, AnEmptySmallPageIsParkedForItsClassAndTakenBackFirst) {
   EXPECT_EQ(stats().parked_resident, 0u);
   EXPECT_EQ(p->flags, 0);
   bare_free(again);
+  free_span(taught);
+}
+
+// A page taken from dirty memory (a freed large block: resident throughout) counts whole when
+// it is parked, not just its carved part: statistics and the budget must not call resident
+// memory purged (review of the parked pages).
+TEST_F(ArenaTest, APageTakenFromDirtyMemoryCountsWholeWhenParked) {
+  config::options().decay_ms = 10000;
+  Span* taught = teach_budget(64);
+  ASSERT_NE(taught, nullptr);
+  const unsigned c = 5;
+  const std::size_t page_pages = class_page_count(c).count();
+  Span* large = alloc(page_pages);
+  ASSERT_NE(large, nullptr);
+  std::memset(large->start, 1, large->bytes());  // resident
+  free_span(large);                              // dirty, within the learnt budget
+  ASSERT_GE(arena_->dirty_bytes(), page_pages * os::kPageSize);
+  Span* p = empty_small_page(c, os::kPageSize);  // the dirty span, one 4 KiB page carved
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->resident_pages, page_pages);
+  park(p);
+  ASSERT_EQ(stats().parked_pages, 1u);
+  EXPECT_EQ(stats().parked_resident, page_pages * os::kPageSize);
+  // Taken again and parked again, it still counts whole.
+  Span* again = take_page(c);
+  ASSERT_EQ(again, p);
+  again->carved = 0;
+  park(again);
+  EXPECT_EQ(stats().parked_resident, page_pages * os::kPageSize);
   free_span(taught);
 }
 

@@ -71,6 +71,20 @@ TEST(FreeListDeathTest, AFreeIntoAParkedPageIsADoubleFree) {
   if (page->kind != kSpanSmall || (page->flags & kSpanParked) == 0)
     GTEST_SKIP() << "the page was not parked (the arena learnt no budget in this process)";
   EXPECT_DEATH(mallard_free(opaque(freed)), one_line(kDoubleFree, "free", freed));
+  // Taken again by its class, the page is carved from its start anew: the block, beyond the new
+  // carved part, still holds its marker and is still a double free (not "never handed out").
+  std::vector<void*> taken;  // until a block comes from that page (the others parked are newer)
+  std::thread t([&] {
+    for (int i = 0; i < 8 * (64 << 10) / static_cast<int>(kSize); ++i) {
+      taken.push_back(mallard_malloc(kSize));
+      if (page_of(taken.back()) == page) break;
+    }
+  });
+  t.join();
+  if (page_of(taken.back()) != page) GTEST_SKIP() << "the page was not taken again";
+  ASSERT_GE(static_cast<std::size_t>(static_cast<char*>(freed) - page->start), page->carved);
+  EXPECT_DEATH(mallard_free(opaque(freed)), one_line(kDoubleFree, "free", freed));
+  for (void* q : taken) mallard_free(q);
 }
 
 // A carved block that was never handed out sits on the free list, marked free: freeing it is a
