@@ -879,8 +879,11 @@ void Arena::park_or_free_locked(Span* page, bool tick) {
   MALLARD_CHECK(lock_.held_by_me());
   MALLARD_CHECK(page->kind == kSpanSmall && page->owner_tag.load(std::memory_order_relaxed) == 0);
   const unsigned c = page->size_class;
-  // Resident at most: what was carved, or more if the span came resident (resident_pages).
-  std::size_t resident = (page->carved + os::kPageSize - 1) & ~(os::kPageSize - 1);
+  // Resident at most: what was carved (in whole kernel pages, which may be larger than 4 KiB),
+  // or more if the span came resident (resident_pages).
+  const std::size_t kernel_page = os::page_size();
+  std::size_t resident = (page->carved + kernel_page - 1) & ~(kernel_page - 1);
+  if (resident > page->bytes()) resident = page->bytes();
   if (resident < std::size_t{page->resident_pages} * os::kPageSize)
     resident = std::size_t{page->resident_pages} * os::kPageSize;
   // Parking is worth it only where pages go and come back: within what the arena learnt from

@@ -100,13 +100,14 @@ class ArenaTest : public ::testing::Test {
     return arena_->alloc_small_page_locked(c, class_page_count(c), &zeroed);
   }
   // Teaches the arena's budget `pages` pages (as BudgetLearnsFromPurgedMemoryWantedBack shows):
-  // with trim_threshold 0, a freed span is purged at once and taken back. Returns the span
+  // with a 1-byte budget a freed span is purged at once, and it is taken back. Returns the span
   // taken back, still in use.
   Span* teach_budget(std::size_t pages) {
-    config::options().dirty_max = 0;
+    config::options().dirty_max = 1;  // purged at once, whatever else the arena has in use
     config::options().trim_threshold = 0;
     Span* a = alloc(pages);
     free_span(a);
+    config::options().dirty_max = 0;
     return alloc(pages);
   }
   Arena* arena_ = nullptr;
@@ -585,12 +586,15 @@ TEST_F(ArenaTest, APageTakenFromTheAbandonedListIsNoLongerAbandoned) {
 // the blocks that made it resident, not by another class that touches more of it.
 TEST_F(ArenaTest, AnEmptySmallPageIsParkedForItsClassAndTakenBackFirst) {
   config::options().decay_ms = 10000;
+  const unsigned c = 5;
+  // Taken fresh (known zero) before the lesson, whose purge may leave the rest of the segment
+  // not known zero where the kernel's pages are larger than 4 KiB (the checked build pretends
+  // 16 KiB).
+  Span* p = empty_small_page(c, 3 * os::kPageSize + 100);  // four 4 KiB pages carved
+  ASSERT_NE(p, nullptr);
   Span* taught = teach_budget(64);  // 256 KiB learnt
   ASSERT_NE(taught, nullptr);
   ASSERT_EQ(arena_->reuse_boost(), std::size_t{64} * os::kPageSize);
-  const unsigned c = 5;
-  Span* p = empty_small_page(c, 3 * os::kPageSize + 100);  // four 4 KiB pages carved
-  ASSERT_NE(p, nullptr);
   const std::size_t small_before = stats().small_pages;
   park(p);
   ArenaStats st = stats();
@@ -654,18 +658,21 @@ TEST_F(ArenaTest, AnEmptySmallPageIsFreedWhenNothingWasLearnt) {
 // Parked pages stay within the learnt budget (their carved bytes) and kParkedPerClass per class.
 TEST_F(ArenaTest, ParkedPagesAreBoundedByTheLearntBudgetAndPerClass) {
   config::options().decay_ms = 10000;
-  Span* taught = teach_budget(16);  // 64 KiB learnt
-  ASSERT_NE(taught, nullptr);
+  // All taken fresh before any is parked (a new page takes parked ones of other classes first)
+  // and before the lesson (see AnEmptySmallPageIsParkedForItsClassAndTakenBackFirst).
   std::vector<Span*> pages;
   for (unsigned i = 0; i < Arena::kParkedPerClass + 2; ++i) {
     pages.push_back(empty_small_page(7, os::kPageSize));
     ASSERT_NE(pages.back(), nullptr);
   }
-  // Taken before any is parked: a new page takes parked ones of other classes first.
   Span* big = empty_small_page(9, 15 * os::kPageSize);
   ASSERT_NE(big, nullptr);
+  // Room for 8 pages of one kernel page carved each, and 16 KiB more: not for `big`.
+  const std::size_t unit = (os::kPageSize + os::page_size() - 1) & ~(os::page_size() - 1);
+  Span* taught = teach_budget((Arena::kParkedPerClass * unit + 16384) / os::kPageSize);
+  ASSERT_NE(taught, nullptr);
   for (Span* p : pages) park(p);
-  EXPECT_EQ(stats().parked_pages, Arena::kParkedPerClass);  // 8 x 4 KiB carved: within 64 KiB
+  EXPECT_EQ(stats().parked_pages, Arena::kParkedPerClass);  // 8 x 4 KiB carved: within
   // A page whose carved part no longer fits the budget goes to the span heap.
   park(big);
   EXPECT_EQ(stats().parked_pages, Arena::kParkedPerClass);
