@@ -751,12 +751,12 @@ std::size_t Arena::decay_locked(std::uint64_t now, bool force) {
     purge_span_locked(age_head_);
   }
   if (force) reuse_boost_ = 0;
-  // Parked pages that aged unused go back to the span heap (dirty, purged by the next pass).
+  // Parked pages that aged unused go back to the span heap (dirty, purged by the next pass, or by
+  // the forced purge below: counted as released there, not here).
   for (unsigned c = 0; c < kClassCount; ++c) {
     for (Span* page = parked_[c]; page != nullptr;) {
       Span* next = page->next;
       if (force || page->freed_at_ms + delay <= now) {
-        released += std::size_t{page->resident_pages} * os::kPageSize;
         unlink_parked_locked(page);
         return_span_locked(page);
       }
