@@ -84,7 +84,6 @@ class Arena {
   // older than decay_ms; malloc_trim releases them all.
   // tick: run the decay tick when the page goes back to the span heap (false inside decay).
   void park_or_free_locked(Span* page, bool tick = true);
-  Span* take_parked_locked(unsigned size_class);
   // A span for a new small page of `size_class`, `pages` long: a parked page of the class, else
   // the span heap (alloc_span_locked), which gets the oldest parked pages of other classes first
   // while its dirty spans could not hold the page (their resident memory is reused before new
@@ -143,7 +142,8 @@ class Arena {
   std::size_t dirty_bytes() const { return dirty_bytes_; }
 
  private:
-  void return_span_locked(Span* s);  // free_span_locked without the decay tick
+  void return_span_locked(Span* s);               // free_span_locked without the decay tick
+  Span* take_parked_locked(unsigned size_class);  // the newest of the class, or nullptr
   void unlink_parked_locked(Span* page);
   bool release_oldest_parked_locked();  // to the span heap (dirty); false if none is parked
   // The last purges, to tell when a span taken from the purged bins was purged moments ago.

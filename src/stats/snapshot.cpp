@@ -21,8 +21,8 @@ void walk_segment(Segment* seg, mallard_stats* out) {
     Span* s = &pages[i];
     std::uint32_t count = s->page_count == 0 ? 1 : s->page_count;
     if (s->kind == kSpanSmall && (s->flags & kSpanParked) != 0) {
-      // An empty page kept for its class (read under the arena lock): free memory, resident
-      // only in the part carved before it was parked.
+      // An empty page kept for its class (read under the arena lock): free memory, resident at
+      // most in its first resident_pages pages (Arena::park_or_free_locked).
       const std::size_t resident = std::size_t{s->resident_pages} * os::kPageSize;
       out->bytes_dirty += resident;
       out->bytes_purged += s->bytes() - resident;
