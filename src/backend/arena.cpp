@@ -884,8 +884,7 @@ void Arena::park_or_free_locked(Span* page, bool tick) {
   const std::size_t kernel_page = os::page_size();
   std::size_t resident = (page->carved + kernel_page - 1) & ~(kernel_page - 1);
   if (resident > page->bytes()) resident = page->bytes();
-  if (resident < std::size_t{page->resident_pages} * os::kPageSize)
-    resident = std::size_t{page->resident_pages} * os::kPageSize;
+  if (resident < page->resident_bytes()) resident = page->resident_bytes();
   // Parking is worth it only where pages go and come back: within what the arena learnt from
   // memory it purged and had to fault back in (learn_from_reuse_locked; thread churn teaches it
   // at once), not the trim threshold or activity share, which a program's last frees would fill
@@ -920,7 +919,7 @@ void Arena::park_or_free_locked(Span* page, bool tick) {
 
 void Arena::unlink_parked_locked(Span* page) {
   MALLARD_CHECK(page->flags == kSpanParked && parked_count_[page->size_class] != 0);
-  const std::size_t resident = std::size_t{page->resident_pages} * os::kPageSize;
+  const std::size_t resident = page->resident_bytes();
   MALLARD_CHECK(stats_.parked_resident >= resident && stats_.parked_bytes >= page->bytes());
   unlink_page(parked_[page->size_class], page);
   --parked_count_[page->size_class];

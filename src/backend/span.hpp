@@ -109,6 +109,8 @@ struct alignas(64) Span {
   Pages pages() const { return Pages{page_count}; }
   void set_pages(Pages p) { page_count = p.narrow(); }
   std::size_t bytes() const { return pages().bytes(); }
+  // Small pages: the bytes of the first resident_pages pages.
+  std::size_t resident_bytes() const { return Pages{resident_pages}.bytes(); }
 };
 
 static_assert(sizeof(Span) == 128, "two cache lines per page entry");

@@ -243,10 +243,10 @@ std::size_t check_arena_locked(Arena* a) {
           CHECK(p->flags == kSpanParked && p->used == 0 && p->free == nullptr && p->carved == 0 &&
                     p->thread_free.load(std::memory_order_relaxed) == 0,
                 "parked page not empty and reset", p->start);
-          CHECK(std::size_t{p->resident_pages} * os::kPageSize <= p->bytes(),
-                "parked page resident estimate beyond the page", p->start);
+          CHECK(p->resident_bytes() <= p->bytes(), "parked page resident estimate beyond the page",
+                p->start);
           parked_bytes += p->bytes();
-          parked_resident += std::size_t{p->resident_pages} * os::kPageSize;
+          parked_resident += p->resident_bytes();
         });
   }
   CHECK(parked == st.parked_pages && parked_bytes == st.parked_bytes &&

@@ -23,7 +23,7 @@ void walk_segment(Segment* seg, mallard_stats* out) {
     if (s->kind == kSpanSmall && (s->flags & kSpanParked) != 0) {
       // An empty page kept for its class (read under the arena lock): free memory, resident at
       // most in its first resident_pages pages (Arena::park_or_free_locked).
-      const std::size_t resident = std::size_t{s->resident_pages} * os::kPageSize;
+      const std::size_t resident = s->resident_bytes();
       out->bytes_dirty += resident;
       out->bytes_purged += s->bytes() - resident;
     } else if (s->kind == kSpanSmall) {
