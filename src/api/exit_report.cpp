@@ -78,7 +78,7 @@ std::uint64_t g_start_ns = 0;
 constexpr std::size_t kPathMax = 1024;
 
 // Formats DIR/PREFIX PROG.PID SUFFIX into out (NUL-terminated); false if it does not fit.
-bool report_path(char (&out)[kPathMax], const char* dir, const char* prefix, const char* suffix) {
+[[gnu::cold]] bool report_path(char (&out)[kPathMax], const char* dir, const char* prefix, const char* suffix) {
   if (std::strlen(dir) + std::strlen(prefix) + kNameMax + 24 + std::strlen(suffix) >= kPathMax)
     return false;
   os::TextWriter w(-1);
@@ -117,7 +117,7 @@ bool write_atomically(const char* dir, const char* suffix, Write write) {
 // The process record DIR/PROG.PID.START.proc (START: g_start_ns, so that the programs one pid
 // goes through by exec, even of the same name, have one record each); at exit with the figures
 // and the report's file name.
-void write_process_record(const char* dir, bool at_exit, long kind) {
+[[gnu::cold]] void write_process_record(const char* dir, bool at_exit, long kind) {
   char suffix[40];
   {
     os::TextWriter name(-1);

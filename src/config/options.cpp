@@ -130,7 +130,7 @@ void write_signed(os::TextWriter& w, long v) {
 }
 
 // A value as the user writes it: the enum name, or the number.
-void write_value(os::TextWriter& w, const OptionInfo& info, long v) {
+[[gnu::cold]] void write_value(os::TextWriter& w, const OptionInfo& info, long v) {
   if (info.kind == OptionKind::kEnum && v >= info.min_value && v <= info.max_value) {
     const char* name;
     std::size_t len;
@@ -142,7 +142,7 @@ void write_value(os::TextWriter& w, const OptionInfo& info, long v) {
 }
 
 // "0 to 33554432 bytes (32.0 MiB)", "0 to 1024", "0 or 1", "dontneed or free".
-void write_range(os::TextWriter& w, const OptionInfo& info) {
+[[gnu::cold]] void write_range(os::TextWriter& w, const OptionInfo& info) {
   switch (info.kind) {
     case OptionKind::kBool:
       w.str("0 or 1");
@@ -199,7 +199,7 @@ constexpr Source kFromTunable{"tunable", " in GLIBC_TUNABLES"};
 
 // One line: mallard: bad value for option 'mmap_threshold=17179869184g' in MALLARD_OPTIONS: too
 // large (overflows); allowed 0 to 33554432 bytes (32.0 MiB); keeping 131072
-void warn_value(const Source& src, const char* key, std::size_t key_len, const char* value,
+[[gnu::cold]] void warn_value(const Source& src, const char* key, std::size_t key_len, const char* value,
                 std::size_t value_len, const OptionInfo& info, ValueError e, long current) {
   os::TextWriter w(2);
   w.str("mallard: bad value for ").str(src.what).str(" '").bytes(key, key_len).ch('=');
@@ -211,7 +211,7 @@ void warn_value(const Source& src, const char* key, std::size_t key_len, const c
   w.ch('\n');
 }
 
-void warn_unknown(const char* what, const char* key, std::size_t key_len, const char* where) {
+[[gnu::cold]] void warn_unknown(const char* what, const char* key, std::size_t key_len, const char* where) {
   os::TextWriter w(2);
   w.str("mallard: unknown ").str(what).str(" '").bytes(key, key_len).ch('\'').str(where);
   w.str(" ignored\n");

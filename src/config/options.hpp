@@ -121,7 +121,7 @@ bool secure_execution();
 // Writes the option reference: the `mallard options` listing, docs/options.md (markdown) or the
 // OPTIONS section of mallard(3) (roff, `mallard options --man`): one table, three renderings.
 enum class DocFormat { kText, kMarkdown, kMan };
-void write_option_docs(os::TextWriter& w, DocFormat format);
+[[gnu::cold]] void write_option_docs(os::TextWriter& w, DocFormat format);
 inline void write_option_docs(os::TextWriter& w, bool markdown) {
   write_option_docs(w, markdown ? DocFormat::kMarkdown : DocFormat::kText);
 }

@@ -75,10 +75,16 @@ bool shrink_break(void* new_end);
 
 // CPUs this process may use: its affinity mask, capped by the cgroup (v2 cpu.max or v1 quota).
 unsigned usable_cpu_count();
-// Monotonic milliseconds (coarse clock: cheap enough for slow paths).
+// Monotonic milliseconds (CLOCK_MONOTONIC_COARSE: cheap enough for slow paths). The clocks are
+// read through the vDSO directly, or the raw system call without one (os_clock.cpp).
 std::uint64_t now_ms();
 // Nanoseconds and microseconds of CLOCK_MONOTONIC (precise, unlike now_ms's coarse clock).
 std::uint64_t now_ns();
+// Whether the clocks above are read through the vDSO (false: the system call).
+bool clock_uses_vdso();
+// The address of the vDSO's function `name` of ELF version `version` (nullptr: any version), or
+// nullptr when there is no vDSO or no such function.
+void* find_vdso_symbol(const char* name, const char* version);
 inline std::uint64_t now_us() {
   return now_ns() / 1000;
 }

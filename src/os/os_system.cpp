@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstring>
 
 #include "os/keep_errno.hpp"
@@ -93,8 +94,14 @@ std::size_t status_field_bytes(const char* key) {
 unsigned usable_cpu_count() {
   KeepErrno keep;
   unsigned n = 0;
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) n = static_cast<unsigned>(CPU_COUNT(&set));
+  // The raw system call, and the bits counted here: libc's sched_getaffinity and CPU_COUNT
+  // (__sched_cpucount) sit in parts of libc's text a program that only allocates never runs, and
+  // each such call costs 64 KiB of resident libc text (see os_clock.cpp). The kernel returns the
+  // bytes of its mask it wrote; 1024 CPUs' worth, as glibc's cpu_set_t; more fails (EINVAL).
+  unsigned long mask[1024 / (8 * sizeof(unsigned long))] = {};
+  long written = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+  for (long i = 0; written > 0 && i < written / static_cast<long>(sizeof mask[0]); ++i)
+    n += static_cast<unsigned>(std::popcount(mask[i]));
   if (n == 0) {
     long c = sysconf(_SC_NPROCESSORS_ONLN);
     n = c > 0 ? static_cast<unsigned>(c) : 1;
@@ -102,20 +109,6 @@ unsigned usable_cpu_count() {
   unsigned limit = cgroup_cpu_limit();
   if (limit != 0 && limit < n) n = limit;
   return n;
-}
-
-std::uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000 +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-std::uint64_t now_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
-         static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 std::size_t max_map_count() {
@@ -161,7 +154,8 @@ std::size_t resident_bytes() {
   const char* s = buf;
   parse_u64(s);  // size
   while (*s == ' ') ++s;
-  return static_cast<std::size_t>(parse_u64(s)) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  // The kernel's page (statm counts those), not page_size(), which a checked build enlarges.
+  return static_cast<std::size_t>(parse_u64(s)) * static_cast<std::size_t>(getauxval(AT_PAGESZ));
 }
 
 std::size_t peak_resident_bytes() {
@@ -209,9 +203,7 @@ std::uint64_t random_u64() {
     return v | 1;
   auto* at_random = reinterpret_cast<const std::uint64_t*>(getauxval(AT_RANDOM));
   if (at_random != nullptr) std::memcpy(&v, at_random, sizeof v);
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  v ^= static_cast<std::uint64_t>(ts.tv_nsec) * 0x9E3779B97F4A7C15ull;
+  v ^= now_ns() * 0x9E3779B97F4A7C15ull;
   v ^= reinterpret_cast<std::uintptr_t>(&v);
   return v | 1;
 }

@@ -17,9 +17,9 @@ struct Mapping {
 
 // Calls visit(context, m) for every mapping of /proc/self/smaps, in address order. False if the
 // file could not be read (no /proc).
-bool for_each_mapping(void (*visit)(void* context, const Mapping& m), void* context);
+[[gnu::cold]] bool for_each_mapping(void (*visit)(void* context, const Mapping& m), void* context);
 
 // Resident bytes of the pages in [start, start + size) (both page-aligned), by mincore(2).
-std::size_t resident_in(std::uintptr_t start, std::size_t size);
+[[gnu::cold]] std::size_t resident_in(std::uintptr_t start, std::size_t size);
 
 }  // namespace mallard::os

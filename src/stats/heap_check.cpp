@@ -12,7 +12,7 @@
 namespace mallard::stats {
 namespace {
 
-[[noreturn]] void violation(const char* what, const void* where) {
+[[noreturn, gnu::cold]] void violation(const char* what, const void* where) {
   {
     os::TextWriter w(2);
     w.str("mallard: heap check failed: ").str(what).str(" at ");

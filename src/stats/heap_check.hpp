@@ -12,8 +12,8 @@ class Arena;
 namespace mallard::stats {
 
 // Returns the number of spans checked; aborts on the first violation.
-std::size_t check_heap();
+[[gnu::cold]] std::size_t check_heap();
 // One arena, whose lock the caller holds (unit tests check arenas of their own).
-std::size_t check_arena_locked(Arena* arena);
+[[gnu::cold]] std::size_t check_arena_locked(Arena* arena);
 
 }  // namespace mallard::stats

@@ -14,8 +14,8 @@ OwnedLock
     g_peak_lock;  // snapshots take it with try_lock: a busy check is skipped, never waited for
 std::uint64_t g_first_ms = 0;
 std::size_t g_last_rss = 0;
-PeakSnapshot g_peak;     // the last snapshot, complete (guarded by g_peak_lock)
-PeakSnapshot g_scratch;  // the one being taken (guarded by g_peak_lock)
+constinit PeakSnapshot g_peak;     // the last snapshot, complete (guarded by g_peak_lock)
+constinit PeakSnapshot g_scratch;  // the one being taken (guarded by g_peak_lock)
 
 }  // namespace
 

@@ -274,11 +274,11 @@ namespace {
 // on a thread with a 16 KiB stack. One report at a time: the others wait (kCopyWaitMs at most);
 // a report from a signal handler that interrupted a report of the same thread says so instead.
 struct ReportScratch {
-  mallard_stats now;
+  mallard_stats now{};
   RssSplit split;
   PeakSnapshot peak;
 };
-ReportScratch g_report_scratch;
+constinit ReportScratch g_report_scratch;
 OwnedLock g_report_lock;
 
 class ScratchGuard {

@@ -14,13 +14,13 @@ namespace mallard::stats {
 // The exit report. The JSON form's "schema_version" changes whenever a field changes meaning or
 // goes away (fields may be added without a change); docs/observability.md lists the fields.
 inline constexpr std::size_t kReportSchemaVersion = 1;
-void write_report_text(os::TextWriter& w);
-void write_report_json(os::TextWriter& w);
+[[gnu::cold]] void write_report_text(os::TextWriter& w);
+[[gnu::cold]] void write_report_json(os::TextWriter& w);
 // In the child of fork(): the report's lock is freed (its holder may not exist there).
 void reset_report_in_child();
-void write_malloc_stats(os::TextWriter& w);
+[[gnu::cold]] void write_malloc_stats(os::TextWriter& w);
 // glibc's malloc_info(3) XML; its "fast" totals are the free blocks of the classes up to mxfast().
-void write_malloc_info(os::TextWriter& w);
+[[gnu::cold]] void write_malloc_info(os::TextWriter& w);
 
 // glibc's mxfast, in bytes (mallopt(M_MXFAST), tunable glibc.malloc.mxfast): the largest chunk
 // glibc keeps in a fastbin. Mallard has no fastbins; the free blocks of its size classes of at most
@@ -48,6 +48,6 @@ bool set_mxfast(long value);
 //   fordblks  free bytes in the arenas: free blocks in small pages, dirty and purged free spans
 //   keepcost  what malloc_trim(0) could give back now: the dirty (resident) free spans
 // The segments' metadata is in none of them (mallard_get_stats: bytes_metadata).
-void fill_mallinfo2(struct mallinfo2* out);
+[[gnu::cold]] void fill_mallinfo2(struct mallinfo2* out);
 
 }  // namespace mallard::stats

@@ -18,7 +18,7 @@ const char* base_name(const char* path) {
 
 // Keeps the kLargest largest entries (by rss), merging an entry of the same name (a file's
 // several mappings) when merge is set.
-void note_largest(LargestMapping (&top)[RssSplit::kLargest], const char* name, std::uintptr_t start,
+[[gnu::cold]] void note_largest(LargestMapping (&top)[RssSplit::kLargest], const char* name, std::uintptr_t start,
                   std::size_t rss, bool merge) {
   int slot = -1;
   if (merge) {
@@ -57,7 +57,7 @@ std::size_t mallard_resident_in(std::uintptr_t start, std::uintptr_t end) {
   return resident;
 }
 
-void visit(void* context, const os::Mapping& m) {
+[[gnu::cold]] void visit(void* context, const os::Mapping& m) {
   auto* out = static_cast<RssSplit*>(context);
   out->total += m.rss;
   if (m.rss == 0) return;

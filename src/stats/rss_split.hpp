@@ -31,6 +31,6 @@ struct RssSplit {
 
 // Fills *out (uses about 3 KiB of stack). Mallard's metadata outside its segments (heap
 // records, the segment map) counts as anonymous: it is a few hundred KiB.
-void split_rss(RssSplit* out);
+[[gnu::cold]] void split_rss(RssSplit* out);
 
 }  // namespace mallard::stats

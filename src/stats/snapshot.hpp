@@ -12,8 +12,8 @@ class Arena;
 namespace mallard::stats {
 
 // The whole process.
-void take_snapshot(mallard_stats* out);
+[[gnu::cold]] void take_snapshot(mallard_stats* out);
 // One arena (huge blocks, heaps and RSS are left zero).
-void take_arena_snapshot(Arena* arena, mallard_stats* out);
+[[gnu::cold]] void take_arena_snapshot(Arena* arena, mallard_stats* out);
 
 }  // namespace mallard::stats

@@ -1,0 +1,151 @@
+// os_clock.cpp: the monotonic clock (now_ms, now_ns), read through the kernel's vDSO directly.
+// Owns the vDSO symbol lookup; must never allocate and never call libc's clock_gettime.
+//
+// Why not libc's clock_gettime: it is a thin wrapper around the same vDSO function, but it lives
+// in a part of libc's text a program that only allocates does not otherwise run, and the kernel
+// maps file pages 64 KiB at a time around each fault ("fault-around"): that one call made 64 KiB
+// of libc resident in every process (docs/design.md, "Base RSS"). The lookup below is the one the
+// kernel documents for the vDSO (Documentation/ABI/stable/vdso, tools/testing/selftests/vDSO/
+// parse_vdso.c): AT_SYSINFO_EHDR gives the vDSO's ELF image; its DT_HASH table gives the number of
+// dynamic symbols; the symbol is __vdso_clock_gettime of version LINUX_2.6. Without a vDSO (some
+// kernels, valgrind, a seccomp sandbox may hide it) or without the symbol, the raw system call.
+#include <elf.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "os/os.hpp"
+
+namespace mallard::os {
+namespace {
+
+using ClockGettime = int (*)(clockid_t, timespec*);
+
+int clock_by_syscall(clockid_t id, timespec* ts) {
+  return static_cast<int>(syscall(SYS_clock_gettime, id, ts));
+}
+
+// The ELF version name a dynamic symbol is defined with, or nullptr when it has none.
+const char* symbol_version(const Elf64_Versym* versym, const Elf64_Verdef* verdef,
+                           const char* strtab, std::size_t index) {
+  if (versym == nullptr || verdef == nullptr) return nullptr;
+  Elf64_Half want = versym[index] & 0x7fff;
+  for (const Elf64_Verdef* d = verdef;;) {
+    if ((d->vd_flags & VER_FLG_BASE) == 0 && (d->vd_ndx & 0x7fff) == want) {
+      const auto* aux =
+          reinterpret_cast<const Elf64_Verdaux*>(reinterpret_cast<const char*>(d) + d->vd_aux);
+      return strtab + aux->vda_name;
+    }
+    if (d->vd_next == 0) return nullptr;
+    d = reinterpret_cast<const Elf64_Verdef*>(reinterpret_cast<const char*>(d) + d->vd_next);
+  }
+}
+
+}  // namespace
+
+// Not in the anonymous namespace: tests/unit/os_clock_test.cpp checks it finds the vDSO's.
+void* find_vdso_symbol(const char* name, const char* version) {
+  std::uintptr_t base = getauxval(AT_SYSINFO_EHDR);
+  if (base == 0) return nullptr;
+  const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(base);
+  if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64)
+    return nullptr;
+  const auto* ph = reinterpret_cast<const Elf64_Phdr*>(base + eh->e_phoff);
+  std::uintptr_t bias = 0;  // what to add to a virtual address of the image
+  bool have_load = false;
+  const Elf64_Dyn* dyn = nullptr;
+  for (unsigned i = 0; i < eh->e_phnum; ++i) {
+    if (ph[i].p_type == PT_LOAD && !have_load) {
+      bias = base + ph[i].p_offset - ph[i].p_vaddr;
+      have_load = true;
+    } else if (ph[i].p_type == PT_DYNAMIC) {
+      dyn = reinterpret_cast<const Elf64_Dyn*>(base + ph[i].p_offset);
+    }
+  }
+  if (!have_load || dyn == nullptr) return nullptr;
+  const char* strtab = nullptr;
+  const Elf64_Sym* symtab = nullptr;
+  const Elf32_Word* hash = nullptr;
+  const Elf64_Versym* versym = nullptr;
+  const Elf64_Verdef* verdef = nullptr;
+  for (; dyn->d_tag != DT_NULL; ++dyn) {
+    auto at = bias + dyn->d_un.d_ptr;
+    switch (dyn->d_tag) {
+      case DT_STRTAB:
+        strtab = reinterpret_cast<const char*>(at);
+        break;
+      case DT_SYMTAB:
+        symtab = reinterpret_cast<const Elf64_Sym*>(at);
+        break;
+      case DT_HASH:
+        hash = reinterpret_cast<const Elf32_Word*>(at);
+        break;
+      case DT_VERSYM:
+        versym = reinterpret_cast<const Elf64_Versym*>(at);
+        break;
+      case DT_VERDEF:
+        verdef = reinterpret_cast<const Elf64_Verdef*>(at);
+        break;
+      default:
+        break;
+    }
+  }
+  if (strtab == nullptr || symtab == nullptr || hash == nullptr) return nullptr;
+  std::size_t count = hash[1];  // nchain: one entry per dynamic symbol
+  for (std::size_t i = 0; i < count; ++i) {
+    const Elf64_Sym& s = symtab[i];
+    unsigned type = ELF64_ST_TYPE(s.st_info), bind = ELF64_ST_BIND(s.st_info);
+    if (type != STT_FUNC || (bind != STB_GLOBAL && bind != STB_WEAK) || s.st_shndx == SHN_UNDEF)
+      continue;
+    if (std::strcmp(strtab + s.st_name, name) != 0) continue;
+    const char* v = symbol_version(versym, verdef, strtab, i);
+    if (version != nullptr && (v == nullptr || std::strcmp(v, version) != 0)) continue;
+    return reinterpret_cast<void*>(bias + s.st_value);
+  }
+  return nullptr;
+}
+
+namespace {
+
+// Looked up at the first call. Threads racing there store the same value; a fork child inherits
+// the parent's vDSO at the same address.
+std::atomic<ClockGettime> g_clock{nullptr};
+
+int read_clock(clockid_t id, timespec* ts) {
+  ClockGettime f = g_clock.load(std::memory_order_relaxed);
+  if (f == nullptr) {
+    f = reinterpret_cast<ClockGettime>(find_vdso_symbol("__vdso_clock_gettime", "LINUX_2.6"));
+    if (f == nullptr) f = clock_by_syscall;
+    g_clock.store(f, std::memory_order_relaxed);
+  }
+  return f(id, ts);
+}
+
+}  // namespace
+
+bool clock_uses_vdso() {
+  timespec ts;
+  read_clock(CLOCK_MONOTONIC, &ts);
+  return g_clock.load(std::memory_order_relaxed) != clock_by_syscall;
+}
+
+std::uint64_t now_ns() {
+  timespec ts;
+  read_clock(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000 +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::uint64_t now_ms() {
+  timespec ts;
+  read_clock(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+}  // namespace mallard::os
