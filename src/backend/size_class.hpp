@@ -1,7 +1,9 @@
-// size_class.hpp: SizeClass, the table of small block sizes. 16-byte steps to 128 B, then four
-// classes per doubling up to kSmallMax (internal waste <= 25% at worst, <= 12.5% on average).
-// Every class is a multiple of 16, so every block is 16-aligned; the power-of-two classes also
-// serve aligned requests. Pure functions and constants: no state, no allocation.
+// size_class.hpp: SizeClass, the table of small block sizes. 16-byte steps to 128 B, four classes
+// per doubling to 1 KiB, eight per doubling to 16 KiB, then four per doubling up to kSmallMax.
+// Internal waste is at most 25% (12.5% between 1 and 16 KiB, where sizes just above a power of two
+// are common: a 4 KiB page plus its header, 1 KiB plus a size word). Every class is a multiple of
+// 16, so every block is 16-aligned; the power-of-two classes also serve aligned requests. Pure
+// functions and constants: no state, no allocation.
 #pragma once
 
 #include <array>
@@ -14,15 +16,25 @@
 namespace mallard {
 
 inline constexpr std::size_t kSmallMax = 64 * 1024;  // largest small block
-inline constexpr unsigned kClassCount = 44;
+inline constexpr unsigned kClassCount = 60;          // at most MALLARD_MAX_SIZE_CLASSES (mallard.h)
 
 namespace size_class_detail {
 
+// Classes 0-7: 16..128 B; 8-19: four per doubling to 1 KiB; 20-51: eight per doubling to 16 KiB;
+// 52-59: four per doubling to 64 KiB.
+inline constexpr unsigned kFineFirst = 20;  // the first class of eight per doubling (1152 B)
+inline constexpr unsigned kFineLast = 51;   // its last (16 KiB)
+
 constexpr std::size_t block_size_of(unsigned c) {
   if (c < 8) return 16 * (c + 1);
-  unsigned k = 7 + (c - 8) / 4;  // doubling: (2^k, 2^(k+1)]
-  unsigned sub = (c - 8) % 4;
-  return (std::size_t{1} << k) + (sub + 1) * (std::size_t{1} << (k - 2));
+  if (c < kFineFirst || c > kFineLast) {
+    unsigned k = c < kFineFirst ? 7 + (c - 8) / 4 : 14 + (c - kFineLast - 1) / 4;  // (2^k, 2^(k+1)]
+    unsigned sub = c < kFineFirst ? (c - 8) % 4 : (c - kFineLast - 1) % 4;
+    return (std::size_t{1} << k) + (sub + 1) * (std::size_t{1} << (k - 2));
+  }
+  unsigned k = 10 + (c - kFineFirst) / 8;
+  unsigned sub = (c - kFineFirst) % 8;
+  return (std::size_t{1} << k) + (sub + 1) * (std::size_t{1} << (k - 3));
 }
 
 constexpr unsigned class_of_slow(std::size_t n) {
@@ -46,8 +58,12 @@ inline unsigned size_class_of(std::size_t n) {
   if (n <= 1024) return size_class_detail::kSmallTable[(n + 15) >> 4];
   std::size_t m = n - 1;
   unsigned k = 63u - static_cast<unsigned>(__builtin_clzll(m));  // 2^k <= m < 2^(k+1)
+  if (k < 14) {                                                  // n <= 16 KiB: eight per doubling
+    unsigned sub = static_cast<unsigned>(m >> (k - 3)) & 7u;
+    return size_class_detail::kFineFirst + 8 * (k - 10) + sub;
+  }
   unsigned sub = static_cast<unsigned>(m >> (k - 2)) & 3u;
-  return 20 + 4 * (k - 10) + sub;
+  return size_class_detail::kFineLast + 1 + 4 * (k - 14) + sub;
 }
 
 inline constexpr std::size_t class_block_size(unsigned c) {
@@ -79,6 +95,9 @@ inline constexpr Pages class_page_count(unsigned c) {
 
 static_assert(class_block_size(kClassCount - 1) == kSmallMax);
 static_assert(class_block_size(7) == 128 && class_block_size(8) == 160);
-static_assert(class_block_size(19) == 1024 && class_block_size(20) == 1280);
+static_assert(class_block_size(size_class_detail::kFineFirst - 1) == 1024 &&
+              class_block_size(size_class_detail::kFineFirst) == 1152 &&
+              class_block_size(size_class_detail::kFineLast) == 16 * 1024 &&
+              class_block_size(size_class_detail::kFineLast + 1) == 20 * 1024);
 
 }  // namespace mallard

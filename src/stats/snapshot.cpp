@@ -50,6 +50,7 @@ void walk_segment(Segment* seg, mallard_stats* out) {
 
 void clear(mallard_stats* out) {
   std::memset(out, 0, sizeof *out);
+  static_assert(kClassCount <= MALLARD_MAX_SIZE_CLASSES, "mallard_stats::classes is too short");
   out->class_count = kClassCount;
   for (unsigned c = 0; c < kClassCount; ++c) out->classes[c].block_size = class_block_size(c);
 }

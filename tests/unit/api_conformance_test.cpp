@@ -355,8 +355,10 @@ TEST(Mallopt, ZeroThresholdWithMmapOffKeepsSmallBlocksSmall) {
   ASSERT_EQ(API(mallopt)(M_MMAP_THRESHOLD, 0), 1);
   char* a = static_cast<char*>(API(malloc)(opaque(16)));
   char* b = static_cast<char*>(API(malloc)(opaque(16)));
+  // Blocks of the 16-byte class (a page of its own would give 4096 usable bytes). Not a distance:
+  // which free blocks of the class's page the two get depends on the tests before this one.
   EXPECT_LT(API(malloc_usable_size)(a), 64u);
-  EXPECT_LT(a > b ? a - b : b - a, 4096);  // neighbours in one small page
+  EXPECT_LT(API(malloc_usable_size)(b), 64u);
   API(free)(a);
   API(free)(b);
   ASSERT_EQ(API(mallopt)(M_MMAP_THRESHOLD, 128 << 10), 1);
