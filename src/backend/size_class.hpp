@@ -51,17 +51,24 @@ constexpr std::array<std::uint8_t, 65> make_small_table() {
 
 inline constexpr std::array<std::uint8_t, 65> kSmallTable = make_small_table();
 
+// The classes of (1 KiB, 16 KiB] by 128-byte steps: every class boundary there is a multiple of
+// 128 (eight per doubling from 1 KiB), so one load gives the class, as kSmallTable does below.
+constexpr std::array<std::uint8_t, 129> make_mid_table() {
+  std::array<std::uint8_t, 129> t{};
+  for (std::size_t i = 0; i <= 128; ++i) t[i] = static_cast<std::uint8_t>(class_of_slow(i * 128));
+  return t;
+}
+
+inline constexpr std::array<std::uint8_t, 129> kMidTable = make_mid_table();
+
 }  // namespace size_class_detail
 
 // Class index for a request of n <= kSmallMax bytes (n == 0 gets the 16-byte class).
 inline unsigned size_class_of(std::size_t n) {
   if (n <= 1024) return size_class_detail::kSmallTable[(n + 15) >> 4];
+  if (n <= 16 * 1024) return size_class_detail::kMidTable[(n + 127) >> 7];
   std::size_t m = n - 1;
   unsigned k = 63u - static_cast<unsigned>(__builtin_clzll(m));  // 2^k <= m < 2^(k+1)
-  if (k < 14) {                                                  // n <= 16 KiB: eight per doubling
-    unsigned sub = static_cast<unsigned>(m >> (k - 3)) & 7u;
-    return size_class_detail::kFineFirst + 8 * (k - 10) + sub;
-  }
   unsigned sub = static_cast<unsigned>(m >> (k - 2)) & 3u;
   return size_class_detail::kFineLast + 1 + 4 * (k - 14) + sub;
 }
