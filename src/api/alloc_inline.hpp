@@ -100,20 +100,26 @@ inline Span* page_of_chunk(Span* chunk, const void* p) {
 [[gnu::noinline]] void free_sized_slow(void* p, std::size_t n, std::size_t alignment,
                                        const char* call) noexcept;
 
+// Whether a small page's blocks are the class new(n) serves (n <= kDirectMax).
+[[gnu::always_inline]] inline bool page_fits_size(const Span* page, std::size_t n) {
+  return page->size_class == size_class_detail::kSmallTable[direct_index(n)];
+}
+
+// p lies under the fast map and n <= kDirectMax, but `chunk` is not a page of the calling thread's
+// that takes the block (what free_in_chunk_slow covers for free). Out of line, so that the fast
+// path keeps free's registers (with it inline, sized delete saved and restored four).
+[[gnu::noinline]] void free_sized_in_chunk_slow(Span* chunk, void* p, std::size_t n,
+                                                const char* call) noexcept;
+
 [[gnu::always_inline]] inline void free_sized_inline(void* p, std::size_t n,
                                                      const char* call) noexcept {
   Span* chunk = segment_map::fast_chunk_of(p);
   if (__builtin_expect(chunk != nullptr && n <= kDirectMax, 1)) {
-    auto fits = [n](const Span* s) {
-      return s->size_class == size_class_detail::kSmallTable[direct_index(n)];
-    };
-    if (__builtin_expect(try_free_local(chunk, p, fits), 1)) return;
-    Span* page = page_of_chunk(chunk, p);
-    if (page != chunk && try_free_local(page, p, fits)) return;  // not at its chunk's start
-    if (page->kind == kSpanSmall && fits(page)) {  // another thread's page, or a full one
-      free_in_page_slow(page, p, call);
+    if (__builtin_expect(
+            try_free_local(chunk, p, [n](const Span* s) { return page_fits_size(s, n); }), 1))
       return;
-    }
+    free_sized_in_chunk_slow(chunk, p, n, call);
+    return;
   }
   free_sized_slow(p, n, 0, call);
 }

@@ -135,6 +135,17 @@ void free_sized_slow(void* p, std::size_t n, std::size_t alignment, const char* 
   maybe_check_heap();
 }
 
+void free_sized_in_chunk_slow(Span* chunk, void* p, std::size_t n, const char* call) noexcept {
+  auto fits = [n](const Span* s) { return page_fits_size(s, n); };
+  Span* page = page_of_chunk(chunk, p);
+  if (page != chunk && try_free_local(page, p, fits)) return;  // not at its chunk's start
+  if (page->kind == kSpanSmall && fits(page)) {  // another thread's page, or a full one
+    free_in_page_slow(page, p, call);
+    return;
+  }
+  free_sized_slow(p, n, 0, call);
+}
+
 void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept {
   os::KeepErrno keep;  // the page goes back to the arena, which may purge (madvise)
   heap->page_emptied(page);
