@@ -46,11 +46,16 @@ void refresh_small_limit() noexcept;
 [[gnu::noinline]] void page_emptied_slow(ThreadHeap* heap, Span* page) noexcept;
 [[gnu::noinline]] void* aligned_slow(std::size_t alignment, std::size_t n) noexcept;
 
+// The direct-table pop alone: nullptr when n is above the direct limit or its page has no free
+// block (the caller then takes its slow path).
+[[gnu::always_inline]] inline void* try_malloc_direct(std::size_t n) noexcept {
+  if (__builtin_expect(n <= g_direct_limit, 1)) return tl_heap->try_pop_direct(n);
+  return nullptr;
+}
+
 [[gnu::always_inline]] inline void* malloc_inline(std::size_t n) noexcept {
-  if (__builtin_expect(n <= g_direct_limit, 1)) {
-    void* p = tl_heap->try_pop_direct(n);
-    if (__builtin_expect(p != nullptr, 1)) return p;
-  }
+  void* p = try_malloc_direct(n);
+  if (__builtin_expect(p != nullptr, 1)) return p;
   return malloc_generic(n);
 }
 

@@ -63,10 +63,18 @@ using mallard::api::malloc_inline;
   }
 }
 
+// Everything past the direct-table pop, out of line: with the null test after malloc_generic
+// inline, every new saved and restored a register for it.
+[[gnu::noinline]] void* new_generic(std::size_t n) {
+  void* p = mallard::api::malloc_generic(n);
+  return p != nullptr ? p : new_failed(n, 0);
+}
+
 // [[maybe_unused]]: with MALLARD_NO_STANDARD_NAMES (sanitizer builds) no operator uses them.
 [[maybe_unused]] inline void* new_impl(std::size_t n) {
-  void* p = malloc_inline(n);
-  return p != nullptr ? p : new_failed(n, 0);
+  void* p = mallard::api::try_malloc_direct(n);
+  if (__builtin_expect(p != nullptr, 1)) return p;
+  return new_generic(n);
 }
 
 [[maybe_unused]] inline void* new_aligned(std::size_t n, std::align_val_t a) {
