@@ -83,8 +83,12 @@ std::uint64_t now_ns();
 // Whether the clocks above are read through the vDSO (false: the system call).
 bool clock_uses_vdso();
 // The address of the vDSO's function `name` of ELF version `version` (nullptr: any version), or
-// nullptr when there is no vDSO or no such function.
+// nullptr when there is no vDSO or no such function (or name is nullptr).
 void* find_vdso_symbol(const char* name, const char* version);
+// The vDSO's clock_gettime on this architecture: its name and version, or nullptr for both where
+// Mallard knows none (the clocks then use the system call).
+const char* vdso_clock_name();
+const char* vdso_clock_version();
 inline std::uint64_t now_us() {
   return now_ns() / 1000;
 }

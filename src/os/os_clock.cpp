@@ -7,9 +7,11 @@
 // of libc resident in every process (docs/design.md, "Base RSS"). The lookup below is the one the
 // kernel documents for the vDSO (Documentation/ABI/stable/vdso, tools/testing/selftests/vDSO/
 // parse_vdso.c): AT_SYSINFO_EHDR gives the vDSO's ELF image; its DT_HASH table gives the number of
-// dynamic symbols; the symbol is __vdso_clock_gettime of version LINUX_2.6. Without a vDSO (some
-// kernels, valgrind, a seccomp sandbox may hide it) or without the symbol, the raw system call.
+// dynamic symbols; the function's name and version are the architecture's (kVdsoClock below, from
+// that document). Without a vDSO (some kernels, valgrind, a seccomp sandbox may hide it), without
+// DT_HASH, or on an architecture not listed, the raw system call.
 #include <elf.h>
+#include <link.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -26,53 +28,80 @@ namespace {
 
 using ClockGettime = int (*)(clockid_t, timespec*);
 
+// The vDSO's clock_gettime: its name and symbol version on each architecture
+// (Documentation/ABI/stable/vdso).
+struct VdsoSymbol {
+  const char* name;
+  const char* version;
+};
+#if defined(__x86_64__)
+constexpr VdsoSymbol kVdsoClock{"__vdso_clock_gettime", "LINUX_2.6"};
+#elif defined(__aarch64__)
+constexpr VdsoSymbol kVdsoClock{"__kernel_clock_gettime", "LINUX_2.6.39"};
+#elif defined(__riscv)
+constexpr VdsoSymbol kVdsoClock{"__vdso_clock_gettime", "LINUX_4.15"};
+#else
+// Elsewhere the system call. Not listed on purpose: i386 (the vDSO's timespec is 32-bit time),
+// ppc64 (ELFv1 symbols are function descriptors; errors come back in a condition register),
+// s390x (its hash table has 64-bit entries, which this lookup does not read).
+constexpr VdsoSymbol kVdsoClock{nullptr, nullptr};
+#endif
+
 int clock_by_syscall(clockid_t id, timespec* ts) {
   return static_cast<int>(syscall(SYS_clock_gettime, id, ts));
 }
 
 // The ELF version name a dynamic symbol is defined with, or nullptr when it has none.
-const char* symbol_version(const Elf64_Versym* versym, const Elf64_Verdef* verdef,
+const char* symbol_version(const ElfW(Versym) * versym, const ElfW(Verdef) * verdef,
                            const char* strtab, std::size_t index) {
   if (versym == nullptr || verdef == nullptr) return nullptr;
-  Elf64_Half want = versym[index] & 0x7fff;
-  for (const Elf64_Verdef* d = verdef;;) {
+  ElfW(Half) want = versym[index] & 0x7fff;
+  for (const ElfW(Verdef)* d = verdef;;) {
     if ((d->vd_flags & VER_FLG_BASE) == 0 && (d->vd_ndx & 0x7fff) == want) {
       const auto* aux =
-          reinterpret_cast<const Elf64_Verdaux*>(reinterpret_cast<const char*>(d) + d->vd_aux);
+          reinterpret_cast<const ElfW(Verdaux)*>(reinterpret_cast<const char*>(d) + d->vd_aux);
       return strtab + aux->vda_name;
     }
     if (d->vd_next == 0) return nullptr;
-    d = reinterpret_cast<const Elf64_Verdef*>(reinterpret_cast<const char*>(d) + d->vd_next);
+    d = reinterpret_cast<const ElfW(Verdef)*>(reinterpret_cast<const char*>(d) + d->vd_next);
   }
 }
 
 }  // namespace
 
-// Not in the anonymous namespace: tests/unit/os_clock_test.cpp checks it finds the vDSO's.
+const char* vdso_clock_name() {
+  return kVdsoClock.name;
+}
+const char* vdso_clock_version() {
+  return kVdsoClock.version;
+}
+
 void* find_vdso_symbol(const char* name, const char* version) {
   std::uintptr_t base = getauxval(AT_SYSINFO_EHDR);
   if (base == 0) return nullptr;
-  const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(base);
-  if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64)
+  const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(base);
+  constexpr unsigned char kClass = sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32;
+  if (name == nullptr || std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh->e_ident[EI_CLASS] != kClass)
     return nullptr;
-  const auto* ph = reinterpret_cast<const Elf64_Phdr*>(base + eh->e_phoff);
+  const auto* ph = reinterpret_cast<const ElfW(Phdr)*>(base + eh->e_phoff);
   std::uintptr_t bias = 0;  // what to add to a virtual address of the image
   bool have_load = false;
-  const Elf64_Dyn* dyn = nullptr;
+  const ElfW(Dyn)* dyn = nullptr;
   for (unsigned i = 0; i < eh->e_phnum; ++i) {
     if (ph[i].p_type == PT_LOAD && !have_load) {
       bias = base + ph[i].p_offset - ph[i].p_vaddr;
       have_load = true;
     } else if (ph[i].p_type == PT_DYNAMIC) {
-      dyn = reinterpret_cast<const Elf64_Dyn*>(base + ph[i].p_offset);
+      dyn = reinterpret_cast<const ElfW(Dyn)*>(base + ph[i].p_offset);
     }
   }
   if (!have_load || dyn == nullptr) return nullptr;
   const char* strtab = nullptr;
-  const Elf64_Sym* symtab = nullptr;
+  const ElfW(Sym)* symtab = nullptr;
   const Elf32_Word* hash = nullptr;
-  const Elf64_Versym* versym = nullptr;
-  const Elf64_Verdef* verdef = nullptr;
+  const ElfW(Versym)* versym = nullptr;
+  const ElfW(Verdef)* verdef = nullptr;
   for (; dyn->d_tag != DT_NULL; ++dyn) {
     auto at = bias + dyn->d_un.d_ptr;
     switch (dyn->d_tag) {
@@ -80,16 +109,16 @@ void* find_vdso_symbol(const char* name, const char* version) {
         strtab = reinterpret_cast<const char*>(at);
         break;
       case DT_SYMTAB:
-        symtab = reinterpret_cast<const Elf64_Sym*>(at);
+        symtab = reinterpret_cast<const ElfW(Sym)*>(at);
         break;
       case DT_HASH:
         hash = reinterpret_cast<const Elf32_Word*>(at);
         break;
       case DT_VERSYM:
-        versym = reinterpret_cast<const Elf64_Versym*>(at);
+        versym = reinterpret_cast<const ElfW(Versym)*>(at);
         break;
       case DT_VERDEF:
-        verdef = reinterpret_cast<const Elf64_Verdef*>(at);
+        verdef = reinterpret_cast<const ElfW(Verdef)*>(at);
         break;
       default:
         break;
@@ -98,8 +127,8 @@ void* find_vdso_symbol(const char* name, const char* version) {
   if (strtab == nullptr || symtab == nullptr || hash == nullptr) return nullptr;
   std::size_t count = hash[1];  // nchain: one entry per dynamic symbol
   for (std::size_t i = 0; i < count; ++i) {
-    const Elf64_Sym& s = symtab[i];
-    unsigned type = ELF64_ST_TYPE(s.st_info), bind = ELF64_ST_BIND(s.st_info);
+    const ElfW(Sym)& s = symtab[i];
+    unsigned type = ELF64_ST_TYPE(s.st_info), bind = ELF64_ST_BIND(s.st_info);  // as ELF32_
     if (type != STT_FUNC || (bind != STB_GLOBAL && bind != STB_WEAK) || s.st_shndx == SHN_UNDEF)
       continue;
     if (std::strcmp(strtab + s.st_name, name) != 0) continue;
@@ -119,7 +148,7 @@ std::atomic<ClockGettime> g_clock{nullptr};
 int read_clock(clockid_t id, timespec* ts) {
   ClockGettime f = g_clock.load(std::memory_order_relaxed);
   if (f == nullptr) {
-    f = reinterpret_cast<ClockGettime>(find_vdso_symbol("__vdso_clock_gettime", "LINUX_2.6"));
+    f = reinterpret_cast<ClockGettime>(find_vdso_symbol(kVdsoClock.name, kVdsoClock.version));
     if (f == nullptr) f = clock_by_syscall;
     g_clock.store(f, std::memory_order_relaxed);
   }
