@@ -7,8 +7,9 @@
 // of libc resident in every process (docs/design.md, "Base RSS"). The lookup below is the one the
 // kernel documents for the vDSO (Documentation/ABI/stable/vdso, tools/testing/selftests/vDSO/
 // parse_vdso.c): AT_SYSINFO_EHDR gives the vDSO's ELF image; its DT_HASH table gives the number of
-// dynamic symbols; the function's name and version are the architecture's (kVdsoClock below, from
-// that document). Without a vDSO (some kernels, valgrind, a seccomp sandbox may hide it), without
+// dynamic symbols; the function's name and version are the architecture's (kVdsoClock below, as
+// the kernel's arch/*/vdso linker scripts export them; tools/testing/selftests/vDSO/vdso_config.h
+// lists the same). Without a vDSO (some kernels, valgrind, a seccomp sandbox may hide it), without
 // DT_HASH, or on an architecture not listed, the raw system call.
 #include <elf.h>
 #include <link.h>
@@ -28,8 +29,8 @@ namespace {
 
 using ClockGettime = int (*)(clockid_t, timespec*);
 
-// The vDSO's clock_gettime: its name and symbol version on each architecture
-// (Documentation/ABI/stable/vdso).
+// The vDSO's clock_gettime: its name and symbol version on each architecture (the kernel's
+// arch/{x86/entry,arm64/kernel,riscv/kernel}/vdso/vdso.lds.S).
 struct VdsoSymbol {
   const char* name;
   const char* version;
@@ -38,12 +39,12 @@ struct VdsoSymbol {
 constexpr VdsoSymbol kVdsoClock{"__vdso_clock_gettime", "LINUX_2.6"};
 #elif defined(__aarch64__)
 constexpr VdsoSymbol kVdsoClock{"__kernel_clock_gettime", "LINUX_2.6.39"};
-#elif defined(__riscv)
+#elif defined(__riscv) && __riscv_xlen == 64
 constexpr VdsoSymbol kVdsoClock{"__vdso_clock_gettime", "LINUX_4.15"};
 #else
 // Elsewhere the system call. Not listed on purpose: i386 (the vDSO's timespec is 32-bit time),
-// ppc64 (ELFv1 symbols are function descriptors; errors come back in a condition register),
-// s390x (its hash table has 64-bit entries, which this lookup does not read).
+// ppc64 (its vDSO returns errors in a condition register, not as a C function does), s390x (its
+// hash table has 64-bit entries, which this lookup does not read).
 constexpr VdsoSymbol kVdsoClock{nullptr, nullptr};
 #endif
 
