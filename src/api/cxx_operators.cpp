@@ -92,12 +92,12 @@ using mallard::api::malloc_inline;
   return p != nullptr ? p : new_failed_nothrow(n, static_cast<std::size_t>(a));
 }
 
-[[maybe_unused]] inline void delete_impl(void* p) noexcept {
+[[maybe_unused, gnu::always_inline]] inline void delete_impl(void* p) noexcept {
   free_inline(p, "operator delete");
 }
 
 // Sized and aligned deletes check what they are told (api/alloc_inline.hpp free_sized_inline).
-[[maybe_unused]] inline void delete_sized(void* p, std::size_t n) noexcept {
+[[maybe_unused, gnu::always_inline]] inline void delete_sized(void* p, std::size_t n) noexcept {
   mallard::api::free_sized_inline(p, n, "operator delete");
 }
 
