@@ -146,36 +146,35 @@ namespace {
 // the parent's vDSO at the same address.
 std::atomic<ClockGettime> g_clock{nullptr};
 
-int read_clock(clockid_t id, timespec* ts) {
+ClockGettime clock_function() {
   ClockGettime f = g_clock.load(std::memory_order_relaxed);
   if (f == nullptr) {
     f = reinterpret_cast<ClockGettime>(find_vdso_symbol(kVdsoClock.name, kVdsoClock.version));
     if (f == nullptr) f = clock_by_syscall;
     g_clock.store(f, std::memory_order_relaxed);
   }
-  return f(id, ts);
+  return f;
+}
+
+std::uint64_t clock_ns(clockid_t id) {
+  timespec ts;
+  clock_function()(id, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000 +
+         static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace
 
 bool clock_uses_vdso() {
-  timespec ts;
-  read_clock(CLOCK_MONOTONIC, &ts);
-  return g_clock.load(std::memory_order_relaxed) != clock_by_syscall;
+  return clock_function() != clock_by_syscall;
 }
 
 std::uint64_t now_ns() {
-  timespec ts;
-  read_clock(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000 +
-         static_cast<std::uint64_t>(ts.tv_nsec);
+  return clock_ns(CLOCK_MONOTONIC);
 }
 
 std::uint64_t now_ms() {
-  timespec ts;
-  read_clock(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
-         static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+  return clock_ns(CLOCK_MONOTONIC_COARSE) / 1000000;
 }
 
 }  // namespace mallard::os
