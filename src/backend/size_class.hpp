@@ -50,23 +50,20 @@ constexpr unsigned class_of_slow(std::size_t n) {
   return kClassCount;
 }
 
-constexpr std::array<std::uint8_t, 65> make_small_table() {
-  std::array<std::uint8_t, 65> t{};
-  for (std::size_t i = 0; i <= 64; ++i) t[i] = static_cast<std::uint8_t>(class_of_slow(i * 16));
+// The class of every multiple of kStep up to (kEntries - 1) * kStep: the lookup tables below.
+template <std::size_t kEntries, std::size_t kStep>
+constexpr std::array<std::uint8_t, kEntries> make_step_table() {
+  std::array<std::uint8_t, kEntries> t{};
+  for (std::size_t i = 0; i < kEntries; ++i)
+    t[i] = static_cast<std::uint8_t>(class_of_slow(i * kStep));
   return t;
 }
 
-inline constexpr std::array<std::uint8_t, 65> kSmallTable = make_small_table();
+inline constexpr std::array<std::uint8_t, 65> kSmallTable = make_step_table<65, 16>();
 
 // The classes of (1 KiB, 16 KiB] by 128-byte steps: every class boundary there is a multiple of
 // 128, so one load gives the class, as kSmallTable does below.
-constexpr std::array<std::uint8_t, 129> make_mid_table() {
-  std::array<std::uint8_t, 129> t{};
-  for (std::size_t i = 0; i <= 128; ++i) t[i] = static_cast<std::uint8_t>(class_of_slow(i * 128));
-  return t;
-}
-
-inline constexpr std::array<std::uint8_t, 129> kMidTable = make_mid_table();
+inline constexpr std::array<std::uint8_t, 129> kMidTable = make_step_table<129, 128>();
 
 }  // namespace size_class_detail
 
