@@ -78,7 +78,8 @@ std::uint64_t g_start_ns = 0;
 constexpr std::size_t kPathMax = 1024;
 
 // Formats DIR/PREFIX PROG.PID SUFFIX into out (NUL-terminated); false if it does not fit.
-[[gnu::cold]] bool report_path(char (&out)[kPathMax], const char* dir, const char* prefix, const char* suffix) {
+[[gnu::cold]] bool report_path(char (&out)[kPathMax], const char* dir, const char* prefix,
+                               const char* suffix) {
   if (std::strlen(dir) + std::strlen(prefix) + kNameMax + 24 + std::strlen(suffix) >= kPathMax)
     return false;
   os::TextWriter w(-1);

@@ -199,8 +199,9 @@ constexpr Source kFromTunable{"tunable", " in GLIBC_TUNABLES"};
 
 // One line: mallard: bad value for option 'mmap_threshold=17179869184g' in MALLARD_OPTIONS: too
 // large (overflows); allowed 0 to 33554432 bytes (32.0 MiB); keeping 131072
-[[gnu::cold]] void warn_value(const Source& src, const char* key, std::size_t key_len, const char* value,
-                std::size_t value_len, const OptionInfo& info, ValueError e, long current) {
+[[gnu::cold]] void warn_value(const Source& src, const char* key, std::size_t key_len,
+                              const char* value, std::size_t value_len, const OptionInfo& info,
+                              ValueError e, long current) {
   os::TextWriter w(2);
   w.str("mallard: bad value for ").str(src.what).str(" '").bytes(key, key_len).ch('=');
   w.bytes(value, value_len).ch('\'').str(src.where).str(": ").str(reason(info, e));
@@ -211,7 +212,8 @@ constexpr Source kFromTunable{"tunable", " in GLIBC_TUNABLES"};
   w.ch('\n');
 }
 
-[[gnu::cold]] void warn_unknown(const char* what, const char* key, std::size_t key_len, const char* where) {
+[[gnu::cold]] void warn_unknown(const char* what, const char* key, std::size_t key_len,
+                                const char* where) {
   os::TextWriter w(2);
   w.str("mallard: unknown ").str(what).str(" '").bytes(key, key_len).ch('\'').str(where);
   w.str(" ignored\n");

@@ -18,8 +18,8 @@ const char* base_name(const char* path) {
 
 // Keeps the kLargest largest entries (by rss), merging an entry of the same name (a file's
 // several mappings) when merge is set.
-[[gnu::cold]] void note_largest(LargestMapping (&top)[RssSplit::kLargest], const char* name, std::uintptr_t start,
-                  std::size_t rss, bool merge) {
+[[gnu::cold]] void note_largest(LargestMapping (&top)[RssSplit::kLargest], const char* name,
+                                std::uintptr_t start, std::size_t rss, bool merge) {
   int slot = -1;
   if (merge) {
     for (int i = 0; i < RssSplit::kLargest; ++i)
