@@ -40,8 +40,9 @@ int main(int argc, char** argv) {
     long ops = bench_scaled(200000, a.scale);
     unsigned long sum;
     double el = run_workers(a.threads, ops, run, &sum);
-    printf("result workload=mid_sizes_mt threads=%d ops=%ld elapsed_s=%.4f rss_end_kb=%ld "
-           "check=%lu\n",
-           a.threads, ops * a.threads, el, rss_kb(), sum % 1000);
+    printf(
+        "result workload=mid_sizes_mt threads=%d ops=%ld elapsed_s=%.4f rss_end_kb=%ld "
+        "check=%lu\n",
+        a.threads, ops * a.threads, el, rss_kb(), sum % 1000);
     return 0;
 }
