@@ -108,9 +108,10 @@ void free_into_full_page_of(ThreadHeap* owner, Span* page, FreeBlock* b, std::ui
   owner->hint_remote_free(c);
 }
 
-void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b, std::uintptr_t mark) {
+void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b, std::uintptr_t mark,
+                        std::uintptr_t tag) {
   os::KeepErrno keep;  // an emptied page may go back to the arena and be purged (madvise)
-  if (page->on_full_list()) {
+  if ((tag & kOwnerTagFull) != 0) {
     me->free_into_full_page(page, b, mark);
   } else if (!ThreadHeap::push_local(page, b, mark)) {
     me->page_emptied(page);

@@ -36,10 +36,12 @@ struct DeleteClaim {
 // and release the page, under the arena lock. Out of line: the lock's code would otherwise cost
 // every remote free its register saves.
 [[gnu::noinline]] void free_last_block_of_orphan(Span* page, FreeBlock* b, std::uintptr_t mark);
-// The caller's own page, on a slow path (a full page, or a free that is not the fast path's).
-// Out of line, like the orphan branch.
+// The caller's own page, on a slow path (a full page, or a free that is not the fast path's);
+// `tag` is the owner tag read once by the caller. Decided on that value, not read again: a page on
+// the full list may be taken by another heap at any moment (ThreadHeap::give_full_page), and
+// free_into_full_page confirms it under the lock. Out of line, like the orphan branch.
 [[gnu::noinline]] void free_into_own_page(ThreadHeap* me, Span* page, FreeBlock* b,
-                                          std::uintptr_t mark);
+                                          std::uintptr_t mark, std::uintptr_t tag);
 
 // A remote free into a page on its live owner's full list. If it is the page's last block and
 // the owner holds more than ThreadHeap::kFullPagesKept full pages of the class, the page goes
@@ -56,7 +58,7 @@ struct DeleteClaim {
   std::uintptr_t tag = page->owner_tag.load(std::memory_order_acquire);
   auto* owner = reinterpret_cast<ThreadHeap*>(tag & ~kOwnerTagFull);
   if (owner == me) {
-    free_into_own_page(me, page, b, mark);
+    free_into_own_page(me, page, b, mark, tag);
     return;
   }
   // A page on its live owner's full list: out of line (it may give the page back).

@@ -138,6 +138,16 @@ std::size_t reclaim_returned_full_pages(ThreadHeap* self) {
   return returned;
 }
 
+Span* steal_full_page(ThreadHeap* thief, unsigned c) {
+  int looked = 0;
+  for (ThreadHeap* h = all_records(); h != nullptr && looked < kStealHeaps; h = h->next_all) {
+    if (h == thief) continue;
+    ++looked;
+    if (Span* s = h->give_full_page(thief, c)) return s;
+  }
+  return nullptr;
+}
+
 std::size_t reap_dead_threads() {
   std::size_t reaped = 0;
   ThreadHeap* self = tl_heap;

@@ -44,6 +44,11 @@ void rebind_in_child(ThreadHeap* survivor, bool all_records);
 // Returns bytes given back.
 std::size_t reclaim_returned_full_pages(ThreadHeap* self);
 
+// A refill of class c by `thief` found nothing of its own: the first page another heap hands it
+// (ThreadHeap::give_full_page), looking at no more than kStealHeaps records; nullptr if none.
+Span* steal_full_page(ThreadHeap* thief, unsigned c);
+inline constexpr int kStealHeaps = 64;
+
 // A late allocation: the calling thread's heap was already torn down (a pthread key destructor
 // that runs after Mallard's). Serves one small block from a heap attached for this call only and
 // given up at once; the thread stays without a heap, so nothing is left behind when it exits.

@@ -4,6 +4,7 @@
 #include "frontend/thread_heap.hpp"
 
 #include "backend/arena_registry.hpp"
+#include "frontend/heap_registry.hpp"
 #include "os/fatal.hpp"
 #include "os/lock.hpp"
 
@@ -298,7 +299,14 @@ void* ThreadHeap::malloc_refill(unsigned c) {
       move_to_full(c, adopted);
     }
   }
-  // 7. A fresh page from the arena.
+  // 7. A page of another thread's full list whose blocks have largely come back to it (that
+  // thread has not refilled since, or it would have collected them). Its owner tag is ours.
+  if (Span* stolen = heap_registry::steal_full_page(this, c)) {
+    queue_push_front(avail_[c], stolen);
+    if (collect(stolen)) return pop_from(c, stolen);
+    move_to_full(c, stolen);  // not reached: a stolen page has remote frees to collect
+  }
+  // 8. A fresh page from the arena.
   page = fresh_page(c);
   if (page == nullptr) return nullptr;
   queue_push_front(avail_[c], page);
@@ -317,7 +325,15 @@ void ThreadHeap::page_emptied_locked(Span* page) {
 }
 
 void ThreadHeap::free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t mark) {
+  os::race_window(os::RaceWindow::kOwnFullFree);
   os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
+  // Another heap took the page while this free waited for the lock (give_full_page): b is a
+  // block in use, so the page stays live, and b goes to its new owner as any remote free.
+  if (page->owner_tag.load(std::memory_order_relaxed) !=
+      (reinterpret_cast<std::uintptr_t>(this) | kOwnerTagFull)) {
+    push_remote(page, b, mark);
+    return;
+  }
   unsigned c = page->size_class;
   queue_remove(full_[c], page);
   page->set_owner(this, false, std::memory_order_relaxed);
@@ -353,6 +369,33 @@ std::size_t ThreadHeap::reclaim_returned_full_pages() {
   }
   slow_lock_.unlock();
   return returned;
+}
+
+Span* ThreadHeap::give_full_page(ThreadHeap* thief, unsigned c) {
+  // Unlocked hints first: most heaps have no remote frees waiting in c's full pages.
+  if (remote_hint_[c].load(std::memory_order_relaxed) == 0 || full_pages(c) == 0) return nullptr;
+  if (!slow_lock_.try_lock()) return nullptr;
+  Span* best = nullptr;
+  std::uint32_t best_count = 0;
+  int looked = 0;
+  for (Span* s = full_[c].first; s != nullptr && looked < kStealScan; s = s->next, ++looked) {
+    std::uint32_t n = thread_free_count(s->thread_free.load(std::memory_order_relaxed));
+    if (n > best_count) {
+      best = s;
+      best_count = n;
+    }
+  }
+  if (best != nullptr && std::uint64_t{best_count} * kStealFraction >= best->capacity) {
+    queue_remove(full_[c], best);
+    os::race_window(os::RaceWindow::kQueueEdit);
+    // Release, before the unlock: this heap's free that read the old tag waits for the lock and
+    // then sees the new one (free_into_full_page); the thief reads the page under no lock.
+    best->set_owner(thief, false);
+  } else {
+    best = nullptr;
+  }
+  slow_lock_.unlock();
+  return best;
 }
 
 std::size_t ThreadHeap::collect_all() {

@@ -137,6 +137,16 @@ class ThreadHeap {
   // malloc_trim from another thread: every page on this heap's full lists whose blocks have all
   // come back by remote frees goes back to the arena. Returns bytes given back (0 if busy).
   std::size_t reclaim_returned_full_pages();
+  // Another heap's refill of class c found nothing of its own (heap_registry::steal_full_page):
+  // hands it the page of c's full list, among the kStealScan oldest, with the most blocks come
+  // back by remote frees, if at least 1/kStealFraction of its blocks did (this heap has not run
+  // its refill since: a thread that is descheduled or idle, whose pages the other threads' frees
+  // fill while they take fresh memory; Larson's server threads). Under slow_lock_ taken with a
+  // try-lock; the page's owner tag becomes `thief`'s (not full) before the lock is released, and
+  // the thief puts it on its own queue. nullptr when busy or none qualifies.
+  Span* give_full_page(ThreadHeap* thief, unsigned c);
+  static constexpr int kStealScan = 8;
+  static constexpr std::uint32_t kStealFraction = 4;
 
   void init(Arena* arena, bool sentinel);
   bool is_sentinel() const { return sentinel_; }

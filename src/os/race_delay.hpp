@@ -16,6 +16,8 @@ enum class RaceWindow : int {
   kQueueEdit,      // a page moved between a heap's queues (under the heap's slow-path lock)
   kAdopt,          // adopting an abandoned page: between taking it and owning it
   kRemap,          // huge realloc: between the kernel's mremap and the segment-map update
+  kOwnFullFree,    // the owner's free into its full page: between reading the owner tag and
+                   // taking its slow-path lock (another heap may take the page meanwhile)
 };
 
 #ifdef MALLARD_RACE_DELAYS

@@ -196,6 +196,10 @@ void check_ownerless_list(Arena* a, Span* head, unsigned c, std::size_t& n, std:
 
 std::size_t check_heap() {
   std::size_t spans = 0;
+  // The calling thread's own pages are walked (check_page_lists): its slow-path lock keeps
+  // another thread from taking one of its full pages meanwhile (ThreadHeap::give_full_page).
+  // Before the arena locks, as every slow path takes them.
+  os::LockGuard own(tl_heap->slow_lock());
   arenas::for_each([&](unsigned, Arena* a) {
     os::LockGuard guard(a->lock());
     spans += check_arena_locked(a);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -317,6 +318,89 @@ TEST(ThreadHeap, MallocTrimFromAnotherThreadGivesBackFullPagesWhoseBlocksCameBac
   EXPECT_GE(small_bytes(), before + 2500 * 1024);
   mallard_malloc_trim(0);  // no page kept
   EXPECT_LE(small_bytes(), before + 128 * 1024);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+// A thread that needs pages of a class takes the full pages of an idle thread whose blocks have
+// largely come back by remote frees (ThreadHeap::give_full_page), before fresh memory: Larson's
+// server threads, descheduled while the others free into their pages.
+TEST(ThreadHeap, AThreadThatNeedsPagesTakesAnIdleThreadsFullPagesWithRemoteFrees) {
+  constexpr std::size_t kSize = 720;  // class 768: 85 blocks per 64 KiB page, rare in other tests
+  std::vector<void*> blocks;
+  blocks.reserve(85 * 12);
+  IdleOwner owner(blocks, kSize);
+  std::vector<Span*> owner_pages;
+  for (void* p : blocks)
+    if (page_of(p)->owner() == owner.heap() &&
+        std::find(owner_pages.begin(), owner_pages.end(), page_of(p)) == owner_pages.end())
+      owner_pages.push_back(page_of(p));
+  ASSERT_GE(owner_pages.size(), 10u);
+  // Half of each page comes back by remote frees (no page empties: none is given back).
+  std::vector<void*> kept;
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    if (i % 2 == 0)
+      mallard_free(blocks[i]);
+    else
+      kept.push_back(blocks[i]);
+  }
+  std::size_t taken = 0;
+  ThreadHeap* thief_heap = nullptr;
+  std::vector<void*> got;
+  std::thread thief([&] {
+    for (int i = 0; i < 200; ++i) got.push_back(mallard_malloc(kSize));
+    thief_heap = tl_heap;
+    for (void* p : got) {
+      Span* page = page_of(p);
+      if (std::find(owner_pages.begin(), owner_pages.end(), page) != owner_pages.end() &&
+          page->owner() == thief_heap)
+        ++taken;
+    }
+    for (void* p : got) mallard_free(p);
+  });
+  thief.join();
+  // Every block the thief got came from the idle owner's pages, which it now owns.
+  EXPECT_EQ(taken, got.size());
+  for (void* p : kept) mallard_free(p);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+// The same while the owner wakes up and frees its own blocks into the pages being taken (its
+// free read the owner tag before the thief changed it: ThreadHeap::free_into_full_page confirms
+// it under the lock) and a third thread frees more of them: no data race under TSan, every block
+// handed out once, the lists whole.
+TEST(ThreadHeap, TakingFullPagesRacesNothingWithTheirOwnerAndRemoteFrees) {
+  constexpr std::size_t kSize = 720;
+  for (int round = 0; round < 20; ++round) {
+    std::vector<void*> blocks;
+    blocks.reserve(85 * 8);
+    std::atomic<int> go{0};
+    std::thread owner([&] {
+      while (blocks.size() < blocks.capacity()) blocks.push_back(mallard_malloc(kSize));
+      go = 1;
+      while (go.load() != 2) std::this_thread::yield();
+      for (std::size_t i = 0; i < blocks.size(); i += 4) mallard_free(blocks[i]);
+      std::vector<void*> more;
+      for (int i = 0; i < 100; ++i) more.push_back(mallard_malloc(kSize));
+      for (void* p : more) mallard_free(p);
+    });
+    while (go.load() != 1) std::this_thread::yield();
+    for (std::size_t i = 1; i < blocks.size(); i += 4) mallard_free(blocks[i]);
+    std::vector<void*> got;
+    std::thread thief([&] {
+      go = 2;
+      for (int i = 0; i < 300; ++i) {
+        got.push_back(mallard_malloc(kSize));
+        std::memset(got.back(), 0x5a, kSize);
+      }
+    });
+    for (std::size_t i = 2; i < blocks.size(); i += 4) mallard_free(blocks[i]);
+    thief.join();
+    owner.join();
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(std::adjacent_find(got.begin(), got.end()), got.end());  // none handed out twice
+    for (void* p : got) mallard_free(p);
+    for (std::size_t i = 3; i < blocks.size(); i += 4) mallard_free(blocks[i]);
+  }
   EXPECT_EQ(mallard_check_heap(), 0);
 }
 
