@@ -42,8 +42,8 @@ void unlink_page(Span*& head, Span* page) {
 }
 
 // The page entries inside a free span describe nothing (only its first and last entry are read:
-// an entry of kind none is the interior of a span) but stay resident once written: 128 bytes per
-// 4 KiB page, 32 MiB for every GiB a segment once had in use. When the span is purged, the kernel
+// an entry of kind none is the interior of a span) but stay resident once written: 136 bytes per
+// 4 KiB page, 34 MiB for every GiB a segment once had in use. When the span is purged, the kernel
 // pages wholly inside its interior entries go too (they read as zero again: kind none).
 void purge_entries_inside(Span* s) {
   if (s->page_count < 3) return;
@@ -732,7 +732,7 @@ void Arena::purge_span_locked(Span* s) {
   if (os::page_size() > os::kPageSize && f->page_count != count)
     os::purge(f->start, f->bytes(), kind);
   purge_entries_inside(f);
-  // The segment is now entirely free and purged: its page entries (128 bytes per page, 128 KiB
+  // The segment is now entirely free and purged: its page entries (136 bytes per page, 136 KiB
   // per 4 MiB) were written while it was used and are resident; give them back now, since no
   // later call may come to do it (the segment itself is released by a decay pass or a trim).
   if (f->page_count == seg->data_pages()) purge_segment_metadata_locked(seg);

@@ -57,20 +57,20 @@ inline Segment* lookup(const void* p) {
 // hold a stale page (a small page's later entry, after the page went and the span is large or
 // free): that page does not cover p, which callers find by its carved range before anything else.
 namespace detail {
-// The entry of the page at index (p's page index in its granule, masked by entry_mask), from p
-// and the fast map alone; nullptr when p is not under the fast map.
-template <std::uintptr_t kEntryMask>
+// The entry of the first page of p's unit (a 4 KiB page for kUnitShift 12, a 64 KiB chunk for
+// 16) in its granule, from p and the fast map alone; nullptr when p is not under the fast map.
+template <unsigned kUnitShift>
 [[gnu::always_inline]] inline Span* fast_entry(const void* p) {
   auto a = reinterpret_cast<std::uintptr_t>(p);
   std::uintptr_t g = a >> kSegmentShift;
   if (g >= g_fast_limit.load(std::memory_order_acquire)) return nullptr;
   std::uintptr_t b = g_fast_bytes[g].load(std::memory_order_acquire);
   if (b == 0) return nullptr;
-  static_assert(sizeof(Span) == 128 && kPageShift > 7);
+  static_assert(kUnitShift >= kPageShift && kUnitShift < kSegmentShift);
   // The entry of p's page as if its granule started the segment, then moved to where it is: k =
   // b - 1 granules lower for the header, k * 1024 entries higher for the pages before the granule.
   constexpr std::uintptr_t kPerGranule =
-      kSegmentSize - (kSegmentSize >> kPageShift) * sizeof(Span);  // 4 MiB - 128 KiB
+      kSegmentSize - (kSegmentSize >> kPageShift) * sizeof(Span);  // 4 MiB - 136 KiB
   std::intptr_t back = static_cast<std::intptr_t>(b);              // becomes -b * kPerGranule
 #if defined(__x86_64__)
   // One multiply by an immediate, where the compiler would spend four shifts and subtractions
@@ -79,7 +79,17 @@ template <std::uintptr_t kEntryMask>
 #else
   back *= -static_cast<std::intptr_t>(kPerGranule);
 #endif
-  std::uintptr_t entry_offset = (a >> (kPageShift - 7)) & kEntryMask;
+  // The unit's index times its entries' bytes: one multiply by an immediate (Span is 136 bytes,
+  // span.hpp), below kSegmentSize, so that it can be or-ed into the granule's base.
+  constexpr std::uintptr_t kUnits = kSegmentSize >> kUnitShift;
+  constexpr std::uintptr_t kUnitEntryBytes = sizeof(Span) << (kUnitShift - kPageShift);
+  static_assert(kUnits * kUnitEntryBytes <= kSegmentSize);
+  std::uintptr_t entry_offset = (a >> kUnitShift) & (kUnits - 1);
+#if defined(__x86_64__)
+  asm("imulq %1, %0, %0" : "+r"(entry_offset) : "i"(kUnitEntryBytes));  // GCC: 2 shifts, 1 add
+#else
+  entry_offset *= kUnitEntryBytes;
+#endif
   auto* entry = reinterpret_cast<Span*>(((a & ~(kSegmentSize - 1)) | entry_offset) +
                                         (kSegmentHeaderSize + kPerGranule) +
                                         static_cast<std::uintptr_t>(back));
@@ -91,11 +101,10 @@ template <std::uintptr_t kEntryMask>
   if (entry == nullptr) __builtin_unreachable();  // callers' null test is for the cases above
   return entry;
 }
-inline constexpr std::uintptr_t kPageEntryMask = ((kSegmentSize >> kPageShift) - 1) << 7;
 }  // namespace detail
 
 [[gnu::always_inline]] inline Span* fast_page_of(const void* p) {
-  Span* entry = detail::fast_entry<detail::kPageEntryMask>(p);
+  Span* entry = detail::fast_entry<kPageShift>(p);
   return entry == nullptr ? nullptr : entry->page_of_entry();
 }
 
@@ -107,6 +116,7 @@ inline constexpr std::uintptr_t kPageEntryMask = ((kSegmentSize >> kPageShift) -
 // the load fast_page_of adds).
 inline constexpr std::size_t kChunkPages = 16;
 inline constexpr std::size_t kChunkSize = kChunkPages << kPageShift;
+static_assert(kChunkPages == 16, "fast_chunk_of's unit shift");
 
 // The entry of the first page of p's 64 KiB chunk, when p lies in the first kFastGranules
 // granules of a normal segment (nullptr otherwise). It describes the small page that holds p
@@ -114,7 +124,7 @@ inline constexpr std::size_t kChunkSize = kChunkPages << kPageShift;
 // page is never shorter than a chunk, so one that starts at the chunk covers p. Any other content
 // (the interior of a span, a stale entry, metadata) says nothing about p: ask fast_page_of.
 [[gnu::always_inline]] inline Span* fast_chunk_of(const void* p) {
-  return detail::fast_entry<detail::kPageEntryMask & ~((kChunkPages - 1) << 7)>(p);
+  return detail::fast_entry<kPageShift + 4>(p);
 }
 
 // Registers the normal segment at seg (its first kFastGranules granules) in the fast map: call once

@@ -518,8 +518,8 @@ TEST_F(ArenaTest, ADirtySpanJoinsItsPurgedNeighbour) {
   free_span(guard);
 }
 
-// The page entries inside a purged free span go back to the OS with it (128 bytes per page stay
-// resident otherwise: 32 MiB per GiB a big segment once had in use).
+// The page entries inside a purged free span go back to the OS with it (136 bytes per page stay
+// resident otherwise: 34 MiB per GiB a big segment once had in use).
 TEST_F(ArenaTest, PurgingAFreeSpanPurgesTheEntriesInsideIt) {
   config::options().decay_ms = 100000;
   config::options().dirty_max = std::size_t{1} << 30;

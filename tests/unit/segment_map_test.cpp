@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+#include <vector>
+
+#include "mallard/mallard.h"
 #include "os/os.hpp"
 
 namespace mallard {
@@ -57,6 +61,30 @@ TEST(SegmentMap, MapAlignedHonoursLargeAlignments) {
     EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % align, 0u);
     os::unmap(p, kSegmentSize);
   }
+}
+
+// The entry free reads first (a 64 KiB chunk's first page entry, fast_chunk_of) starts a cache
+// line, and the entries of different chunks fall in many sets of a 32 KiB 8-way L1 (64 sets of
+// 64 B lines). With 128-byte entries they were 2 KiB apart and all fell in 2 sets (span.hpp).
+TEST(SegmentMap, ChunkEntriesStartACacheLineAndSpreadOverL1Sets) {
+  std::vector<void*> blocks;
+  std::set<Span*> chunks;
+  for (int i = 0; i < 64 * 48; ++i) {  // 48 pages of 1 KiB blocks, one chunk each
+    void* p = mallard_malloc(1000);
+    blocks.push_back(p);
+    Span* e = segment_map::fast_chunk_of(p);
+    ASSERT_NE(e, nullptr);
+    chunks.insert(e);
+  }
+  ASSERT_GE(chunks.size(), 40u);
+  std::set<std::uintptr_t> sets;
+  for (Span* e : chunks) {
+    auto a = reinterpret_cast<std::uintptr_t>(e);
+    EXPECT_EQ(a % 64, 0u) << e;
+    sets.insert((a >> 6) & 63);
+  }
+  EXPECT_GE(sets.size(), 16u);
+  for (void* p : blocks) mallard_free(p);
 }
 
 }  // namespace
