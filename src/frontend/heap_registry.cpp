@@ -14,7 +14,10 @@ namespace mallard::heap_registry {
 namespace {
 
 os::SpinLock g_lock;
-ThreadHeap* g_all = nullptr;   // every record
+// Every record, newest first: prepended under g_lock (release), read without it (acquire) by
+// walks that must not wait for g_lock (steal_full_page runs under the caller's slow-path lock,
+// and fork's prepare handler takes g_lock, then every heap's).
+std::atomic<ThreadHeap*> g_all{nullptr};
 ThreadHeap* g_pool = nullptr;  // records free for reuse
 std::size_t g_live = 0;
 std::size_t g_total = 0;
@@ -90,8 +93,8 @@ ThreadHeap* take_record(Arena* arena, bool counted) {
     h = new (mem) ThreadHeap();
     init_alive(h);
     os::LockGuard guard(g_lock);
-    h->next_all = g_all;
-    g_all = h;
+    h->next_all = g_all.load(std::memory_order_relaxed);
+    g_all.store(h, std::memory_order_release);
     ++g_records;
     mark_in_use(h, counted);
     // Created inside the fork window (by the fork holder): part of the locked set, so the
@@ -106,10 +109,12 @@ ThreadHeap* take_record(Arena* arena, bool counted) {
 }
 
 // The newest record, for a walk of all of them along next_all without the registry lock: records
-// are only ever prepended, never freed, so the walk is safe.
+// are only ever prepended (g_all's release store publishes next_all), never freed, so the walk is
+// safe. Without g_lock: steal_full_page walks under the caller's slow-path lock, and fork's
+// prepare handler takes g_lock before every heap's (a refill that waited here for g_lock, holding
+// its own, deadlocked a fork: the review's fork_steal_deadlock).
 ThreadHeap* all_records() {
-  os::LockGuard guard(g_lock);
-  return g_all;
+  return g_all.load(std::memory_order_acquire);
 }
 
 }  // namespace
@@ -172,7 +177,8 @@ std::size_t reap_dead_threads() {
 
 void rebind_in_child(ThreadHeap* survivor, bool all_records) {
   if (all_records)
-    for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) init_alive(h);
+    for (ThreadHeap* h = g_all.load(std::memory_order_relaxed); h != nullptr; h = h->next_all)
+      init_alive(h);
   if (survivor->is_sentinel()) return;
   if (!all_records) init_alive(survivor);
   bind_to_calling_thread(survivor);
@@ -199,18 +205,21 @@ Counts counts() {
 
 void lock_for_fork() {
   g_lock.lock_for_fork();
-  for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) h->slow_lock().lock_for_fork();
+  for (ThreadHeap* h = g_all.load(std::memory_order_relaxed); h != nullptr; h = h->next_all)
+    h->slow_lock().lock_for_fork();
 }
 
 void unlock_for_fork() {
-  for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) h->slow_lock().unlock_for_fork();
+  for (ThreadHeap* h = g_all.load(std::memory_order_relaxed); h != nullptr; h = h->next_all)
+    h->slow_lock().unlock_for_fork();
   g_lock.unlock_for_fork();
 }
 
 void reclaim_in_child(ThreadHeap* survivor) {
   g_lock.reset_in_child();
-  for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) h->slow_lock().reset_in_child();
-  for (ThreadHeap* h = g_all; h != nullptr; h = h->next_all) {
+  for (ThreadHeap* h = g_all.load(std::memory_order_relaxed); h != nullptr; h = h->next_all)
+    h->slow_lock().reset_in_child();
+  for (ThreadHeap* h = g_all.load(std::memory_order_relaxed); h != nullptr; h = h->next_all) {
     if (h->in_use && h != survivor) {
       h->quarantine_all();
       release(h);

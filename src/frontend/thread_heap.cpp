@@ -101,6 +101,7 @@ void ThreadHeap::init(Arena* arena, bool sentinel) {
     __atomic_store_n(&avail_[c].count, 0u, __ATOMIC_RELAXED);
     __atomic_store_n(&full_[c].count, 0u, __ATOMIC_RELAXED);
     remote_hint_[c].store(0, std::memory_order_relaxed);
+    steal_skip_[c] = steal_backoff_[c] = 0;
   }
   arena_ = arena;
   sentinel_ = sentinel;
@@ -301,10 +302,19 @@ void* ThreadHeap::malloc_refill(unsigned c) {
   }
   // 7. A page of another thread's full list whose blocks have largely come back to it (that
   // thread has not refilled since, or it would have collected them). Its owner tag is ours.
-  if (Span* stolen = heap_registry::steal_full_page(this, c)) {
+  // A look that finds nothing makes the class skip the next 1, 3, 7 ... 255 looks: idle heaps
+  // with remote frees that do not qualify would otherwise cost every refill a walk of 64 records
+  // (the review's scan_cost: 16 KiB blocks, 64 idle heaps, 67 -> 1195 ns per malloc+free).
+  if (steal_skip_[c] != 0) {
+    --steal_skip_[c];
+  } else if (Span* stolen = heap_registry::steal_full_page(this, c)) {
+    steal_backoff_[c] = 0;
     queue_push_front(avail_[c], stolen);
     if (collect(stolen)) return pop_from(c, stolen);
     move_to_full(c, stolen);  // not reached: a stolen page has remote frees to collect
+  } else {
+    steal_backoff_[c] = static_cast<std::uint8_t>(steal_backoff_[c] * 2 + 1);  // up to 255
+    steal_skip_[c] = steal_backoff_[c];
   }
   // 8. A fresh page from the arena.
   page = fresh_page(c);
@@ -328,10 +338,14 @@ void ThreadHeap::free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t ma
   os::race_window(os::RaceWindow::kOwnFullFree);
   os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
   // Another heap took the page while this free waited for the lock (give_full_page): b is a
-  // block in use, so the page stays live, and b goes to its new owner as any remote free.
-  if (page->owner_tag.load(std::memory_order_relaxed) !=
-      (reinterpret_cast<std::uintptr_t>(this) | kOwnerTagFull)) {
+  // block in use, so the page stays live, and b goes to its new owner as any remote free, with
+  // the hint if the page is on that owner's full list (heap records are never freed).
+  std::uintptr_t tag = page->owner_tag.load(std::memory_order_acquire);
+  if (tag != (reinterpret_cast<std::uintptr_t>(this) | kOwnerTagFull)) {
+    unsigned c = page->size_class;
     push_remote(page, b, mark);
+    if ((tag & kOwnerTagFull) != 0)
+      reinterpret_cast<ThreadHeap*>(tag & ~kOwnerTagFull)->hint_remote_free(c);
     return;
   }
   unsigned c = page->size_class;

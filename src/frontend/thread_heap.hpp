@@ -205,6 +205,10 @@ class ThreadHeap {
   PageQueue avail_[kClassCount] = {};
   PageQueue full_[kClassCount] = {};
   std::atomic<std::uint8_t> remote_hint_[kClassCount] = {};
+  // Refills of each class that skip looking for another heap's page (step 7 of malloc_refill),
+  // and the length of the last skip: doubled after a look that found nothing, 0 after a find.
+  std::uint8_t steal_skip_[kClassCount] = {};
+  std::uint8_t steal_backoff_[kClassCount] = {};
   Arena* arena_ = nullptr;
   os::SpinLock slow_lock_;
   bool sentinel_ = false;

@@ -474,6 +474,42 @@ void mode_late_live(int count) {
   if (grown > limit) it_fail("late blocks do not share pages");
 }
 
+// ---- refill ----
+// Threads whose every round takes pages from the arena (2000 blocks of 1 KiB, then all freed:
+// each refill reaches the steps past its own pages, which look at other heaps) while the main
+// thread forks. A refill held its own heap lock and waited for the registry lock there, which
+// fork's prepare handler takes before every heap lock: the first forks deadlocked.
+void* refill_worker(void*) {
+  static thread_local void* blocks[2000];
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    for (void*& p : blocks) {
+      p = malloc(1024);
+      if (p == nullptr) it_fail("malloc(1024) failed");
+    }
+    for (void* p : blocks) free(p);
+  }
+  return nullptr;
+}
+
+void mode_refill(int forks) {
+  watchdog(120);
+  pthread_t t[4];
+  for (pthread_t& th : t)
+    if (pthread_create(&th, nullptr, refill_worker, nullptr) != 0) it_fail("pthread_create");
+  for (int f = 0; f < forks; f++) {
+    pid_t pid = fork();
+    if (pid < 0) it_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+      void* p = malloc(1024);
+      free(p);
+      _exit(p == nullptr ? 1 : 0);
+    }
+    reap(pid, 10, "child");
+  }
+  g_stop.store(true);
+  for (pthread_t th : t) pthread_join(th, nullptr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -492,6 +528,8 @@ int main(int argc, char** argv) {
     mode_cancel();
   else if (strcmp(mode, "late_live") == 0)
     mode_late_live(n);
+  else if (strcmp(mode, "refill") == 0)
+    mode_refill(n);
   else if (strcmp(mode, "tsd") == 0)
     mode_tsd(n, i + 2 < argc ? argv[i + 2] : "body");
   else
