@@ -185,6 +185,7 @@ class ThreadHeap {
   template <class Fn>
   void give_up_pages(Fn&& fn);
   bool collect(Span* page);
+  bool ready_or_collect(Span* page);
   bool extend(Span* page);
   void init_page(Span* page, unsigned c);
   void move_to_full(unsigned c, Span* page);

@@ -404,6 +404,39 @@ TEST(ThreadHeap, TakingFullPagesRacesNothingWithTheirOwnerAndRemoteFrees) {
   EXPECT_EQ(mallard_check_heap(), 0);
 }
 
+// A page that becomes current again with blocks on its own free list keeps its remote frees
+// where they are until it runs dry: merging them walks the remote list, a cache miss per block
+// another thread wrote (ThreadHeap::ready_or_collect; bench larson t2-t8 +19-27% throughput).
+TEST(ThreadHeap, RemoteFreesWaitUntilAPageWithLocalFreesRunsDry) {
+  constexpr std::size_t kSize = 720;  // class 768: 85 blocks per 64 KiB page
+  std::vector<void*> first;
+  std::uint64_t remote_left = 0;
+  std::thread owner([&] {
+    // A fresh heap: its first page of the class fills, the second becomes current.
+    for (int i = 0; i < 85 + 10; ++i) first.push_back(mallard_malloc(kSize));
+    Span* a = page_of(first[0]);
+    ASSERT_TRUE(a->on_full_list());
+    for (int i = 0; i < 5; ++i) mallard_free(first[i]);  // A: back to the queue, 5 local frees
+    std::thread([&] {
+      for (int i = 5; i < 25; ++i) mallard_free(first[i]);  // 20 remote frees into A
+    }).join();
+    ASSERT_EQ(thread_free_count(a->thread_free.load()), 20u);
+    std::vector<void*> more;
+    while (true) {  // until a block comes from A again
+      void* p = mallard_malloc(kSize);
+      more.push_back(p);
+      if (page_of(p) == a) break;
+      ASSERT_LT(more.size(), 200u);
+    }
+    remote_left = thread_free_count(a->thread_free.load());
+    for (void* p : more) mallard_free(p);
+    for (std::size_t i = 25; i < first.size(); ++i) mallard_free(first[i]);
+  });
+  owner.join();
+  EXPECT_EQ(remote_left, 20u);  // A's own 5 blocks first; its remote list untouched
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
 // An owner that keeps allocating (its refills write its current pages without a lock) while
 // another thread frees the last blocks of its full pages (and so gives them back) and a third
 // trims: the reclaim must not read the owner's current pages (a data race under TSan).
