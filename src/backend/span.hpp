@@ -53,7 +53,9 @@ struct FreeBlock {
 // 8-way L1 (64 sets). At 128 bytes they were 2 KiB apart and shared 2 sets: 16 lines for all the
 // pages of a segment, so that a heap of more than 16 pages missed L1 on most frees (cachegrind,
 // bench larson t1: 0.63 L1 read misses per free at that one load). A chunk's first entry still
-// starts a cache line (16 * 136 = 34 * 64, and the entries start a line after the header).
+// starts a cache line (16 * 136 = 34 * 64, and the entries start a line after the header), and so
+// does every 8th entry; the first entry of a small page the arena could not place on a chunk
+// boundary (rare) may not, and then shares its remote-free line with the previous fields.
 struct Span {
   // ---- first cache line: everything the same-thread fast paths read or write ----
   char* start;  // first byte of the span
@@ -122,7 +124,8 @@ struct Span {
 
 inline constexpr std::size_t kSpanEntryBytes = 136;
 static_assert(sizeof(Span) == kSpanEntryBytes, "two cache lines and a word per page entry");
-static_assert(offsetof(Span, thread_free) == 64, "remote frees write the second line only");
+static_assert(offsetof(Span, thread_free) == 64,
+              "remote frees write the second line only (of an entry that starts a line)");
 static_assert(16 * kSpanEntryBytes % 64 == 0, "a 64 KiB chunk's first entry starts a cache line");
 
 inline constexpr int kThreadFreeCountShift = 48;

@@ -143,12 +143,12 @@ std::size_t reclaim_returned_full_pages(ThreadHeap* self) {
   return returned;
 }
 
-Span* steal_full_page(ThreadHeap* thief, unsigned c) {
+Span* steal_full_page(ThreadHeap* thief, unsigned c, bool* hinted) {
   int looked = 0;
   for (ThreadHeap* h = all_records(); h != nullptr && looked < kStealHeaps; h = h->next_all) {
     if (h == thief) continue;
     ++looked;
-    if (Span* s = h->give_full_page(thief, c)) return s;
+    if (Span* s = h->give_full_page(thief, c, hinted)) return s;
   }
   return nullptr;
 }

@@ -46,7 +46,8 @@ std::size_t reclaim_returned_full_pages(ThreadHeap* self);
 
 // A refill of class c by `thief` found nothing of its own: the first page another heap hands it
 // (ThreadHeap::give_full_page), looking at no more than kStealHeaps records; nullptr if none.
-Span* steal_full_page(ThreadHeap* thief, unsigned c);
+// *hinted: some heap had a remote-free hint and full pages for c.
+Span* steal_full_page(ThreadHeap* thief, unsigned c, bool* hinted);
 inline constexpr int kStealHeaps = 64;
 
 // A late allocation: the calling thread's heap was already torn down (a pthread key destructor

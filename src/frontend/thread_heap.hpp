@@ -143,8 +143,9 @@ class ThreadHeap {
   // its refill since: a thread that is descheduled or idle, whose pages the other threads' frees
   // fill while they take fresh memory; Larson's server threads). Under slow_lock_ taken with a
   // try-lock; the page's owner tag becomes `thief`'s (not full) before the lock is released, and
-  // the thief puts it on its own queue. nullptr when busy or none qualifies.
-  Span* give_full_page(ThreadHeap* thief, unsigned c);
+  // the thief puts it on its own queue. nullptr when busy or none qualifies; *hinted is set when
+  // this heap had a remote-free hint and full pages for c (the look cost a try-lock and a scan).
+  Span* give_full_page(ThreadHeap* thief, unsigned c, bool* hinted);
   static constexpr int kStealScan = 8;
   static constexpr std::uint32_t kStealFraction = 4;
 
@@ -207,7 +208,8 @@ class ThreadHeap {
   PageQueue full_[kClassCount] = {};
   std::atomic<std::uint8_t> remote_hint_[kClassCount] = {};
   // Refills of each class that skip looking for another heap's page (step 7 of malloc_refill),
-  // and the length of the last skip: doubled after a look that found nothing, 0 after a find.
+  // and the length of the last skip: doubled (up to 63) after a look that found hinted heaps but
+  // no page that qualifies; 3 refills skipped after a look that found no hinted heap.
   std::uint8_t steal_skip_[kClassCount] = {};
   std::uint8_t steal_backoff_[kClassCount] = {};
   Arena* arena_ = nullptr;
