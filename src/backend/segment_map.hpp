@@ -114,9 +114,9 @@ template <unsigned kUnitShift>
 // entry, found from p and the fast map byte alone, and skips the page entry of p's own 4 KiB
 // page (a cache line per 4 KiB of heap, cold in a heap bigger than the cache; its to_first is
 // the load fast_page_of adds).
-inline constexpr std::size_t kChunkPages = 16;
-inline constexpr std::size_t kChunkSize = kChunkPages << kPageShift;
-static_assert(kChunkPages == 16, "fast_chunk_of's unit shift");
+inline constexpr unsigned kChunkShift = kPageShift + 4;
+inline constexpr std::size_t kChunkPages = std::size_t{1} << (kChunkShift - kPageShift);  // 16
+inline constexpr std::size_t kChunkSize = std::size_t{1} << kChunkShift;
 
 // The entry of the first page of p's 64 KiB chunk, when p lies in the first kFastGranules
 // granules of a normal segment (nullptr otherwise). It describes the small page that holds p
@@ -124,7 +124,7 @@ static_assert(kChunkPages == 16, "fast_chunk_of's unit shift");
 // page is never shorter than a chunk, so one that starts at the chunk covers p. Any other content
 // (the interior of a span, a stale entry, metadata) says nothing about p: ask fast_page_of.
 [[gnu::always_inline]] inline Span* fast_chunk_of(const void* p) {
-  return detail::fast_entry<kPageShift + 4>(p);
+  return detail::fast_entry<kChunkShift>(p);
 }
 
 // Registers the normal segment at seg (its first kFastGranules granules) in the fast map: call once

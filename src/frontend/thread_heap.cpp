@@ -356,15 +356,14 @@ void ThreadHeap::free_into_full_page(Span* page, FreeBlock* b, std::uintptr_t ma
   // Another heap took the page while this free waited for the lock (give_full_page): b is a
   // block in use, so the page stays live, and b goes to its new owner as any remote free, with
   // the hint if the page is on that owner's full list (heap records are never freed).
+  const unsigned c = page->size_class;
   std::uintptr_t tag = page->owner_tag.load(std::memory_order_acquire);
   if (tag != (reinterpret_cast<std::uintptr_t>(this) | kOwnerTagFull)) {
-    unsigned c = page->size_class;
     push_remote(page, b, mark);
     if ((tag & kOwnerTagFull) != 0)
       reinterpret_cast<ThreadHeap*>(tag & ~kOwnerTagFull)->hint_remote_free(c);
     return;
   }
-  unsigned c = page->size_class;
   queue_remove(full_[c], page);
   page->set_owner(this, false, std::memory_order_relaxed);
   queue_push_back(avail_[c], page);
