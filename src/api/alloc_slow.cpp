@@ -68,8 +68,9 @@ void* malloc_small_slow(unsigned size_class) noexcept {
   void* p = h == nullptr          ? nullptr
             : h == &g_exited_heap ? heap_registry::late_malloc_small(size_class)
                                   : h->malloc_refill(size_class);
-  purger::maybe_start();  // opt-in; here no allocator lock is held, and never from free
-  stats::watch_peak();    // likewise
+  purger::maybe_start();            // opt-in; here no allocator lock is held, and never from free
+  stats::watch_peak();              // likewise
+  heap_registry::age_warm_heaps();  // likewise (it takes the registry and heap locks)
   errno = p == nullptr ? ENOMEM : saved_errno;
   return p;
 }
@@ -88,6 +89,7 @@ void* malloc_big(std::size_t n, std::size_t alignment, bool zero) noexcept {
   if (p == nullptr) p = alloc_large(n, alignment, zero);
   purger::maybe_start();  // opt-in; here no allocator lock is held, and never from free
   stats::watch_peak();    // likewise
+  heap_registry::age_warm_heaps();
   errno = p == nullptr ? ENOMEM : saved_errno;
   return p;
 }

@@ -35,6 +35,7 @@ std::size_t purge_everything() {
   api::ensure_initialized();
   std::size_t released = 0;
   heap_registry::reap_dead_threads();
+  heap_registry::release_warm_heaps(UINT64_MAX);  // no thread may start to take them
   ThreadHeap* h = tl_heap;
   if (!h->is_sentinel()) released += h->collect_all();
   // Other threads' full pages whose blocks have all come back by remote frees (their owners may

@@ -94,6 +94,10 @@ Arena* assign() {
   return &g_arena0;
 }
 
+void attach(Arena* a) {
+  a->attached().fetch_add(1);
+}
+
 void detach(Arena* a) {
   if (a != nullptr) a->attached().fetch_sub(1);
 }

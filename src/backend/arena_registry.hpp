@@ -18,6 +18,8 @@ void init(unsigned usable_cpus);
 // arena while under the cap, else round-robin over the existing ones, skipping one that is
 // locked right now. Counts the attachment; never nullptr after init (falls back to arena 0).
 Arena* assign();
+// A thread heap kept warm (detached when its thread exited) is attached to `a` again.
+void attach(Arena* a);
 // The thread heap attached to `a` is gone (thread exit, or reclaimed in a forked child).
 void detach(Arena* a);
 // An arena that is not locked right now, starting from `preferred` (for large blocks).

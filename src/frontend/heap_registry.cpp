@@ -8,6 +8,7 @@
 
 #include "backend/arena_registry.hpp"
 #include "backend/meta_pool.hpp"
+#include "config/options.hpp"
 #include "os/lock.hpp"
 
 namespace mallard::heap_registry {
@@ -24,9 +25,20 @@ std::size_t g_total = 0;
 std::size_t g_records = 0;
 std::uint32_t g_next_id = 0;
 pthread_key_t g_exit_key;
+// Heaps kept warm (see keep_warm): newest first, through next_free, under g_lock.
+ThreadHeap* g_warm = nullptr;
+unsigned g_warm_count = 0;
+// When the oldest warm heap was kept (os::now_ms), 0 when none: read without g_lock by
+// age_warm_heaps' quick test.
+std::atomic<std::uint64_t> g_warm_oldest_ms{0};
 
-void release(ThreadHeap* h) {
-  arenas::detach(h->arena());
+std::uint64_t decay_ms() {
+  long d = config::options().decay_ms;
+  return d < 0 ? 0 : static_cast<std::uint64_t>(d);
+}
+
+void release(ThreadHeap* h, bool detach_arena = true) {
+  if (detach_arena) arenas::detach(h->arena());
   os::LockGuard guard(g_lock);
   h->in_use = false;
   h->next_free = g_pool;
@@ -53,12 +65,70 @@ void unbind(ThreadHeap* h) {
   pthread_mutex_unlock(&h->alive);
 }
 
+// The oldest warm heap's time (the caller holds g_lock).
+void update_warm_oldest() {
+  std::uint64_t oldest = 0;
+  for (ThreadHeap* w = g_warm; w != nullptr; w = w->next_free) oldest = w->warm_since_ms;
+  g_warm_oldest_ms.store(oldest, std::memory_order_relaxed);
+}
+
+// Unlinks w from the warm list (the caller holds g_lock).
+void unlink_warm(ThreadHeap* w) {
+  for (ThreadHeap** link = &g_warm; *link != nullptr; link = &(*link)->next_free) {
+    if (*link == w) {
+      *link = w->next_free;
+      break;
+    }
+  }
+  w->warm = false;
+  w->next_free = nullptr;
+  --g_warm_count;
+  update_warm_oldest();
+}
+
+// A thread exits: its heap is kept whole, pages and free lists, for the next thread that starts,
+// if it holds at most kWarmCarvedMax carved bytes and fewer than kWarmMax heaps are kept.
+// Threads that come and go one after another then reuse the same blocks, where giving the pages
+// up made each new thread take other pages (of other classes before, so resident in other parts)
+// and kept the union resident (bench thread_churn). As glibc's arena free list hands an exited
+// thread's arena, with its free chunks, to the next thread. Not with decay_ms=0 (no free memory
+// kept at all). Aged out after decay_ms by age_warm_heaps.
+bool keep_warm(ThreadHeap* h) {
+  const std::uint64_t delay = decay_ms();
+  if (delay == 0 || !h->counted) return false;
+  if (h->carved_bytes() > kWarmCarvedMax) return false;
+  {
+    os::LockGuard guard(g_lock);
+    if (g_warm_count >= kWarmMax) return false;
+    h->in_use = false;
+    h->warm = true;
+    h->warm_since_ms = os::now_ms();
+    h->next_free = g_warm;
+    g_warm = h;
+    ++g_warm_count;
+    --g_live;
+    update_warm_oldest();
+    // Unbound inside g_lock: a reap (which skips unbound heaps) or a take sees it whole.
+    unbind(h);
+  }
+  arenas::detach(h->arena());
+  return true;
+}
+
+// Gives up a warm heap taken off the list (its pages to the arenas) and pools its record.
+void give_up_warm(ThreadHeap* h) {
+  h->abandon_all();
+  release(h, false);  // its arena was detached when it was kept
+}
+
 // Runs when a thread with a heap exits (pthread key destructor).
 void on_thread_exit(void* value) {
   auto* h = static_cast<ThreadHeap*>(value);
   if (h == nullptr || h->is_sentinel()) return;
   // Allocations from later destructors take late_malloc_small; their frees the remote path.
   tl_heap = &g_exited_heap;
+  age_warm_heaps();
+  if (keep_warm(h)) return;
   h->abandon_all();
   unbind(h);
   release(h);
@@ -124,6 +194,22 @@ bool init() {
 }
 
 ThreadHeap* attach_current_thread() {
+  ThreadHeap* warm = nullptr;
+  {
+    os::LockGuard guard(g_lock);
+    if ((warm = g_warm) != nullptr) {
+      unlink_warm(warm);
+      mark_in_use(warm, true);
+      warm->id = g_next_id++;
+    }
+  }
+  if (warm != nullptr) {
+    arenas::attach(warm->arena());
+    bind_to_calling_thread(warm);
+    tl_heap = warm;
+    pthread_setspecific(g_exit_key, warm);
+    return warm;
+  }
   Arena* arena = arenas::assign();
   ThreadHeap* h = take_record(arena, true);
   if (h == nullptr) {
@@ -134,6 +220,32 @@ ThreadHeap* attach_current_thread() {
   tl_heap = h;
   pthread_setspecific(g_exit_key, h);
   return h;
+}
+
+void age_warm_heaps() {
+  const std::uint64_t oldest = g_warm_oldest_ms.load(std::memory_order_relaxed);
+  if (oldest == 0) return;
+  const std::uint64_t now = os::now_ms();
+  if (now < oldest + decay_ms()) return;
+  release_warm_heaps(now - decay_ms());
+}
+
+std::size_t release_warm_heaps(std::uint64_t kept_before_ms) {
+  std::size_t released = 0;
+  for (;;) {
+    ThreadHeap* h = nullptr;
+    {
+      os::LockGuard guard(g_lock);
+      for (ThreadHeap* w = g_warm; w != nullptr; w = w->next_free)
+        if (w->warm_since_ms <= kept_before_ms) h = w;  // the oldest that qualifies
+      if (h == nullptr) return released;
+      unlink_warm(h);
+      mark_in_use(h, false);  // a fork now quarantines its pages in the child
+      h->counted = false;     // not live: release must not count it out again
+    }
+    give_up_warm(h);
+    ++released;
+  }
 }
 
 std::size_t reclaim_returned_full_pages(ThreadHeap* self) {
@@ -200,7 +312,7 @@ void* late_malloc_small(unsigned size_class) {
 Counts counts() {
   reap_dead_threads();
   os::LockGuard guard(g_lock);
-  return {g_live, g_total, g_records};
+  return {g_live, g_total, g_records, g_warm_count};
 }
 
 void lock_for_fork() {

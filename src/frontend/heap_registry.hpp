@@ -19,6 +19,7 @@ struct Counts {
   std::size_t live;     // heaps attached to threads
   std::size_t total;    // heaps ever attached
   std::size_t records;  // heap records created
+  std::size_t warm;     // heaps of exited threads kept warm
 };
 Counts counts();
 
@@ -30,6 +31,18 @@ void unlock_for_fork();
 // are quarantined (ThreadHeap::quarantine_all): their owners' lock-free fast paths may have been
 // cut in half by the fork, so the child never allocates from them again, only frees into them.
 void reclaim_in_child(ThreadHeap* survivor);
+
+// Heaps kept warm: an exiting thread's heap stays whole (pages, free lists) for the next thread
+// that starts, which takes the newest (see keep_warm in heap_registry.cpp). At most kWarmMax
+// heaps, each holding at most kWarmCarvedMax carved bytes, each for at most decay_ms.
+inline constexpr unsigned kWarmMax = 4;
+inline constexpr std::size_t kWarmCarvedMax = std::size_t{2} << 20;
+// Gives up the warm heaps kept for decay_ms or longer (their pages go to the arenas, as at a
+// thread's exit). A quick unlocked test when none is due. Runs on refills that need a new page,
+// at thread exit and in malloc_trim (release_warm_heaps).
+void age_warm_heaps();
+// Gives up every warm heap kept at or before kept_before_ms (all: UINT64_MAX). Returns how many.
+std::size_t release_warm_heaps(std::uint64_t kept_before_ms);
 
 // Reclaims the heaps of threads that ended without giving theirs back (see ThreadHeap::alive).
 // Runs when a new heap record is needed, for statistics and for malloc_trim. Returns how many.

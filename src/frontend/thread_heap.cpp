@@ -482,6 +482,16 @@ void ThreadHeap::quarantine_all() {
   });
 }
 
+std::size_t ThreadHeap::carved_bytes() {
+  os::LockGuard guard(slow_lock_);
+  std::size_t bytes = 0;
+  for (unsigned c = 0; c < kClassCount; ++c)
+    for (PageQueue* q : {&full_[c], &avail_[c]})
+      for (Span* s = q->first; s != nullptr; s = s->next)
+        bytes += __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
+  return bytes;
+}
+
 void ThreadHeap::abandon_all() {
   os::LockGuard fork_guard(slow_lock_);  // see slow_lock_
   give_up_pages([this](Arena* a, Span* s) {

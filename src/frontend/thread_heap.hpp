@@ -116,6 +116,9 @@ class ThreadHeap {
   // Collects remote frees on every page and returns every empty page, the current ones too
   // (malloc_trim: a kept page could pin a brk segment, and every segment under it).
   std::size_t collect_all();
+  // Bytes carved from this heap's pages (at most what they hold resident): the size test of a
+  // heap kept warm after its thread exits (heap_registry). Under slow_lock_.
+  std::size_t carved_bytes();
   // ---- reclaim by other threads (issue 11: memory freed by other threads returns without its
   // owner). Only pages on this heap's full list: the owner touches those only under slow_lock_
   // (its fast paths see the full bit and go slow), so another thread that takes slow_lock_ with a
@@ -180,6 +183,10 @@ class ThreadHeap {
   // marks the mutex "owner died" and heap_registry::reap_dead_threads reclaims the heap.
   pthread_mutex_t alive = PTHREAD_MUTEX_INITIALIZER;  // made robust when the record is created
   std::atomic<bool> thread_bound{false};
+  // Kept warm (heap_registry): its thread exited, its pages stay on its queues for the next
+  // thread, since when (os::now_ms). Under the registry lock.
+  bool warm = false;
+  std::uint64_t warm_since_ms = 0;
 
  private:
   void page_emptied_locked(Span* page);

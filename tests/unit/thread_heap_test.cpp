@@ -7,12 +7,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "backend/segment_map.hpp"
+#include "config/options.hpp"
 #include "frontend/heap_registry.hpp"
 #include "mallard/mallard.h"
 
@@ -165,6 +167,7 @@ TEST(ThreadHeap, ExitedThreadsPagesAreAbandonedThenAdopted) {
     for (int i = 0; i < 100; ++i) left_behind.push_back(mallard_malloc(4000));
   });
   t.join();
+  heap_registry::release_warm_heaps(UINT64_MAX);  // as if it had aged out: its pages go
   mallard_stats s1;
   mallard_get_stats(&s1);
   EXPECT_GT(s1.abandoned_pages, s0.abandoned_pages);
@@ -244,6 +247,7 @@ TEST(ThreadHeap, AbandonedPagesGoBackWhenTheirLastBlockIsFreed) {
     for (int i = 0; i < 64; ++i) orphans.push_back(mallard_malloc(20000));  // several pages
   });
   t.join();
+  heap_registry::release_warm_heaps(UINT64_MAX);  // as if it had aged out: its pages go
   mallard_stats abandoned;
   mallard_get_stats(&abandoned);
   EXPECT_GT(abandoned.abandoned_pages, before.abandoned_pages);
@@ -295,6 +299,7 @@ std::size_t small_bytes() {
 TEST(ThreadHeap, RemoteFreesGiveBackFullPagesWhileTheirOwnerIdles) {
   std::vector<void*> blocks;
   blocks.reserve(2560);  // forty 64 KiB pages of 1 KiB blocks, all full but maybe the last
+  heap_registry::release_warm_heaps(UINT64_MAX);  // the owner starts with a heap of its own
   std::size_t before = small_bytes();
   IdleOwner owner(blocks, 1024);
   EXPECT_GE(small_bytes(), before + 2500 * 1024);
@@ -310,6 +315,7 @@ TEST(ThreadHeap, RemoteFreesGiveBackFullPagesWhileTheirOwnerIdles) {
 TEST(ThreadHeap, MallocTrimFromAnotherThreadGivesBackFullPagesWhoseBlocksCameBack) {
   std::vector<void*> blocks;
   blocks.reserve(2560);
+  heap_registry::release_warm_heaps(UINT64_MAX);  // the owner starts with a heap of its own
   std::size_t before = small_bytes();
   IdleOwner owner(blocks, 1024);
   owner.heap()->slow_lock().lock();  // the owner "busy": the frees cannot reclaim
@@ -450,6 +456,7 @@ TEST(ThreadHeap, RemoteFreesWaitUntilAPageWithLocalFreesRunsDry) {
   constexpr std::size_t kSize = 720;  // class 768: 85 blocks per 64 KiB page
   std::vector<void*> first;
   std::uint64_t remote_left = 0;
+  heap_registry::release_warm_heaps(UINT64_MAX);  // no earlier test's heap kept warm
   std::thread owner([&] {
     // A fresh heap: its first page of the class fills, the second becomes current.
     for (int i = 0; i < 85 + 10; ++i) first.push_back(mallard_malloc(kSize));
@@ -574,6 +581,8 @@ TEST(ThreadHeap, ShortLivedThreadsGetThePagesOfTheirClassBack) {
       for (void* p : big) mallard_free(p);
     });
     t.join();
+    // Each generation's heap is given up, as when more threads churn than are kept warm.
+    heap_registry::release_warm_heaps(UINT64_MAX);
   }
   // After a few generations (the arena learns that the pages come back), each class keeps its
   // pages; a page of the one class is never a page the other class had a generation before.
@@ -587,6 +596,132 @@ TEST(ThreadHeap, ShortLivedThreadsGetThePagesOfTheirClassBack) {
   }
   EXPECT_GE(same, kGenerations / 2 - 2);
   EXPECT_LE(swapped, 2);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+}  // namespace
+}  // namespace mallard
+
+// ---- heaps kept warm for the next thread -----------------------------------------------------
+
+namespace mallard {
+namespace {
+
+class WarmHeaps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    saved_ = config::options();
+    heap_registry::release_warm_heaps(UINT64_MAX);
+  }
+  void TearDown() override {
+    heap_registry::release_warm_heaps(UINT64_MAX);
+    config::options() = saved_;
+  }
+  config::Options saved_;
+};
+
+TEST_F(WarmHeaps, AnExitedThreadsHeapIsKeptWholeForTheNextThread) {
+  ThreadHeap* first = nullptr;
+  void* last = nullptr;
+  std::thread([&] {
+    std::vector<void*> v;
+    for (int i = 0; i < 100; ++i) v.push_back(mallard_malloc(48));
+    for (void* p : v) mallard_free(p);
+    last = v.back();
+    first = tl_heap;
+  }).join();
+  EXPECT_EQ(heap_registry::counts().warm, 1u);
+  EXPECT_EQ(page_of(last)->owner(), first);  // its pages stayed with it
+  ThreadHeap* second = nullptr;
+  void* got = nullptr;
+  std::thread([&] {
+    got = mallard_malloc(48);
+    second = tl_heap;
+    mallard_free(got);
+  }).join();
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(got, last);  // the block freed last comes first, as if one thread had run on
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+TEST_F(WarmHeaps, RemoteFreesIntoAWarmHeapAreReusedByTheNextThread) {
+  std::vector<void*> handed;
+  std::thread([&] {
+    for (int i = 0; i < 500; ++i) handed.push_back(mallard_malloc(48));
+  }).join();
+  ASSERT_EQ(heap_registry::counts().warm, 1u);
+  for (void* p : handed) mallard_free(p);  // remote frees: the heap has no thread now
+  std::vector<void*> again;
+  std::thread([&] {
+    for (std::size_t i = 0; i < handed.size(); ++i) again.push_back(mallard_malloc(48));
+  }).join();
+  std::sort(handed.begin(), handed.end());
+  std::sort(again.begin(), again.end());
+  EXPECT_EQ(again, handed);  // the same blocks, no new memory
+  for (void* p : again) mallard_free(p);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+TEST_F(WarmHeaps, AreGivenUpAfterDecayMsOnAnotherThreadsSlowPath) {
+  config::options().decay_ms = 30;
+  void* kept = nullptr;
+  std::thread([&] {
+    kept = mallard_malloc(48);
+    mallard_free(mallard_malloc(48));
+  }).join();
+  ASSERT_EQ(heap_registry::counts().warm, 1u);
+  void* big = mallard_malloc(200000);  // a slow path before the delay: too early
+  mallard_free(big);
+  EXPECT_EQ(heap_registry::counts().warm, 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  big = mallard_malloc(200000);
+  mallard_free(big);
+  EXPECT_EQ(heap_registry::counts().warm, 0u);
+  EXPECT_EQ(page_of(kept)->owner(), nullptr);  // abandoned, as at a thread's exit
+  mallard_free(kept);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+TEST_F(WarmHeaps, MallocTrimGivesThemUp) {
+  std::thread([] { mallard_free(mallard_malloc(48)); }).join();
+  ASSERT_EQ(heap_registry::counts().warm, 1u);
+  mallard_malloc_trim(0);
+  EXPECT_EQ(heap_registry::counts().warm, 0u);
+}
+
+TEST_F(WarmHeaps, NoneWithDecayMsZero) {
+  config::options().decay_ms = 0;
+  std::thread([] { mallard_free(mallard_malloc(48)); }).join();
+  EXPECT_EQ(heap_registry::counts().warm, 0u);
+}
+
+TEST_F(WarmHeaps, AHeapThatCarvedMoreThanTheBoundIsNotKept) {
+  std::vector<void*> v;  // live at the exit (its emptied pages would have gone already)
+  std::thread([&] {
+    for (std::size_t i = 0; i < 2 * heap_registry::kWarmCarvedMax / 1024; ++i)
+      v.push_back(mallard_malloc(1024));
+  }).join();
+  EXPECT_EQ(heap_registry::counts().warm, 0u);
+  EXPECT_EQ(page_of(v[0])->owner(), nullptr);  // abandoned
+  for (void* p : v) mallard_free(p);
+}
+
+TEST_F(WarmHeaps, AtMostKWarmMaxAreKept) {
+  constexpr unsigned kThreads = heap_registry::kWarmMax + 3;
+  std::atomic<unsigned> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (unsigned i = 0; i < kThreads; ++i)
+    threads.emplace_back([&] {
+      mallard_free(mallard_malloc(48));
+      ready.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+    });
+  while (ready.load() != kThreads) std::this_thread::yield();
+  go.store(true);
+  for (std::thread& t : threads) t.join();
+  heap_registry::Counts c = heap_registry::counts();
+  EXPECT_EQ(c.warm, heap_registry::kWarmMax);
   EXPECT_EQ(mallard_check_heap(), 0);
 }
 
