@@ -194,6 +194,8 @@ class ThreadHeap {
   void give_up_pages(Fn&& fn);
   bool collect(Span* page);
   bool ready_or_collect(Span* page);
+  static bool carved_out(const Span* page);  // no never-used block left
+  static constexpr int kReadyScan = 8;       // pages malloc_refill's step 2b looks at
   bool extend(Span* page);
   void init_page(Span* page, unsigned c);
   void move_to_full(unsigned c, Span* page);

@@ -727,3 +727,85 @@ TEST_F(WarmHeaps, AtMostKWarmMaxAreKept) {
 
 }  // namespace
 }  // namespace mallard
+
+// ---- a refill reuses freed blocks before it carves new ones ----------------------------------
+
+namespace mallard {
+namespace {
+
+// Page A of class 768 (85 blocks) is full, page B current with its carved blocks all handed out;
+// then a quarter or more of A's blocks are freed (by `free_some`). The next malloc must come from
+// A (step 2b of malloc_refill), not from B's never-used blocks.
+template <class FreeSome>
+void refill_takes_freed_blocks_first(FreeSome free_some) {
+  constexpr std::size_t kSize = 720;  // class 768: 85 blocks per 64 KiB page, 5 per carved run
+  heap_registry::release_warm_heaps(UINT64_MAX);  // a heap of its own, with no page of the class
+  std::thread owner([&] {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 85 + 10; ++i) blocks.push_back(mallard_malloc(kSize));
+    Span* a = page_of(blocks[0]);
+    Span* b = page_of(blocks[90]);
+    ASSERT_NE(a, b);
+    ASSERT_TRUE(a->on_full_list());
+    ASSERT_EQ(b->free, nullptr);  // B's carved runs are all handed out
+    free_some(blocks, a);
+    void* next = mallard_malloc(kSize);
+    EXPECT_EQ(page_of(next), a);
+    EXPECT_EQ(b->carved, 10u * 768u);  // nothing new carved
+    mallard_free(next);
+    for (void* p : blocks)
+      if (p != nullptr) mallard_free(p);
+  });
+  owner.join();
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+TEST(ThreadHeap, ARefillTakesAPageWithAQuarterOfItsBlocksFreedBeforeCarving) {
+  refill_takes_freed_blocks_first([](std::vector<void*>& blocks, Span*) {
+    for (int i = 0; i < 30; ++i) {  // A leaves the full list at the first
+      mallard_free(blocks[i]);
+      blocks[i] = nullptr;
+    }
+  });
+}
+
+TEST(ThreadHeap, ARefillTakesAPageWithAQuarterOfItsBlocksFreedRemotelyBeforeCarving) {
+  refill_takes_freed_blocks_first([](std::vector<void*>& blocks, Span* a) {
+    mallard_free(blocks[0]);  // A leaves the full list: its remote frees get no hint
+    blocks[0] = nullptr;
+    std::thread([&] {
+      for (int i = 1; i < 30; ++i) {
+        mallard_free(blocks[i]);
+        blocks[i] = nullptr;
+      }
+    }).join();
+    ASSERT_EQ(thread_free_count(a->thread_free.load()), 29u);
+    // The owner's one local free is handed out first: take it, so the page runs dry again.
+    void* local = mallard_malloc(720);
+    ASSERT_EQ(page_of(local), a);
+    blocks[0] = local;
+  });
+}
+
+TEST(ThreadHeap, ARefillCarvesBeforeTakingAPageWithFewBlocksFreed) {
+  constexpr std::size_t kSize = 720;
+  heap_registry::release_warm_heaps(UINT64_MAX);
+  std::thread owner([&] {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 85 + 10; ++i) blocks.push_back(mallard_malloc(kSize));
+    Span* a = page_of(blocks[0]);
+    Span* b = page_of(blocks[90]);
+    for (int i = 0; i < 5; ++i) mallard_free(blocks[i]);  // 5 of 85: below the quarter
+    void* next = mallard_malloc(kSize);
+    EXPECT_EQ(page_of(next), b);  // B's never-used blocks, carved in one run
+    EXPECT_EQ(b->carved, 15u * 768u);
+    (void)a;
+    mallard_free(next);
+    for (std::size_t i = 5; i < blocks.size(); ++i) mallard_free(blocks[i]);
+  });
+  owner.join();
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+}  // namespace
+}  // namespace mallard
