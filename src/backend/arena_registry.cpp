@@ -5,6 +5,7 @@
 
 #include "backend/meta_pool.hpp"
 #include "config/options.hpp"
+#include "os/check.hpp"
 #include "os/lock.hpp"
 #include "os/text_writer.hpp"
 
@@ -99,7 +100,12 @@ void attach(Arena* a) {
 }
 
 void detach(Arena* a) {
-  if (a != nullptr) a->attached().fetch_sub(1);
+  if (a == nullptr) return;
+  // An arena detached more often than attached: a heap's arena read after its record was reused
+  // (the race fixed in heap_registry's keep_warm) would wrap the count and hide the arena from
+  // assign()'s "unused" pass forever.
+  [[maybe_unused]] unsigned before = a->attached().fetch_sub(1);
+  MALLARD_CHECK(before != 0);
 }
 
 Arena* uncontended(Arena* preferred) {

@@ -108,10 +108,13 @@ bool keep_warm(ThreadHeap* h) {
     ++g_warm_count;
     --g_live;
     update_warm_oldest();
-    // Unbound inside g_lock: a reap (which skips unbound heaps) or a take sees it whole.
+    // Unbound and detached inside g_lock: a reap (which skips unbound heaps), a take or a fork
+    // sees it whole. Detached here, not after the unlock: by then a malloc_trim could have given
+    // the heap up and a new thread reused the record for another arena (the review's
+    // arena_detach_race: the new thread's arena lost its attachment, this one kept it forever).
     unbind(h);
+    arenas::detach(h->arena());
   }
-  arenas::detach(h->arena());
   return true;
 }
 
@@ -201,10 +204,10 @@ ThreadHeap* attach_current_thread() {
       unlink_warm(warm);
       mark_in_use(warm, true);
       warm->id = g_next_id++;
+      arenas::attach(warm->arena());  // with the take: a fork child's release detaches it
     }
   }
   if (warm != nullptr) {
-    arenas::attach(warm->arena());
     bind_to_calling_thread(warm);
     tl_heap = warm;
     pthread_setspecific(g_exit_key, warm);

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/arena_registry.hpp"
 #include "backend/segment_map.hpp"
 #include "config/options.hpp"
 #include "frontend/heap_registry.hpp"
@@ -704,6 +705,31 @@ TEST_F(WarmHeaps, AHeapThatCarvedMoreThanTheBoundIsNotKept) {
   EXPECT_EQ(heap_registry::counts().warm, 0u);
   EXPECT_EQ(page_of(v[0])->owner(), nullptr);  // abandoned
   for (void* p : v) mallard_free(p);
+}
+
+// Each arena counts the heaps attached to it (arenas::assign prefers one with none). Keeping a
+// heap warm detaches its arena and taking it attaches it again, inside the registry lock that
+// edits the warm list: the review's arena_detach_race stopped an exiting thread after that lock
+// and before its detach, while malloc_trim gave the heap up and a new thread reused the record
+// for another arena; the detach then hit the new thread's arena and this one kept its count.
+TEST_F(WarmHeaps, ArenaAttachmentsStayBalancedWhileTrimsGiveThemUp) {
+  std::atomic<bool> stop{false};
+  std::thread trimmer([&] {
+    while (!stop.load()) mallard_malloc_trim(0);
+  });
+  for (int round = 0; round < 300; ++round) {
+    std::thread a([] { mallard_free(mallard_malloc(48)); });
+    std::thread b([] { mallard_free(mallard_malloc(96)); });
+    a.join();
+    b.join();
+  }
+  stop.store(true);
+  trimmer.join();
+  heap_registry::release_warm_heaps(UINT64_MAX);
+  unsigned attached = 0;
+  arenas::for_each([&](unsigned, Arena* a) { attached += a->attached().load(); });
+  // Left attached: the arenas of the live heaps (this thread's) alone.
+  EXPECT_EQ(attached, heap_registry::counts().live);
 }
 
 TEST_F(WarmHeaps, AtMostKWarmMaxAreKept) {
