@@ -37,9 +37,10 @@ std::uint64_t decay_ms() {
   return d < 0 ? 0 : static_cast<std::uint64_t>(d);
 }
 
-void release(ThreadHeap* h, bool detach_arena = true) {
-  if (detach_arena) arenas::detach(h->arena());
+void release(ThreadHeap* h) {
   os::LockGuard guard(g_lock);
+  if (h->attached_arena != nullptr) arenas::detach(h->attached_arena);
+  h->attached_arena = nullptr;
   h->in_use = false;
   h->next_free = g_pool;
   g_pool = h;
@@ -87,7 +88,8 @@ void unlink_warm(ThreadHeap* w) {
 }
 
 // A thread exits: its heap is kept whole, pages and free lists, for the next thread that starts,
-// if it holds at most kWarmCarvedMax carved bytes and fewer than kWarmMax heaps are kept.
+// if it holds at most kWarmCarvedMax carved bytes, at most half of them in use, and fewer than
+// kWarmMax heaps are kept.
 // Threads that come and go one after another then reuse the same blocks, where giving the pages
 // up made each new thread take other pages (of other classes before, so resident in other parts)
 // and kept the union resident (bench thread_churn). As glibc's arena free list hands an exited
@@ -96,7 +98,12 @@ void unlink_warm(ThreadHeap* w) {
 bool keep_warm(ThreadHeap* h) {
   const std::uint64_t delay = decay_ms();
   if (delay == 0 || !h->counted) return false;
-  if (h->carved_bytes() > kWarmCarvedMax) return false;
+  // A heap whose blocks are mostly still in use (handed to other threads, which will free them
+  // into its pages) gives the next thread little: kept warm, it held those pages resident after
+  // the last free, where given up they went back to the arena as they emptied (bench prodcons
+  // t1: its producer exits first; peak RSS 3.25 -> 3.54 MiB when it was kept).
+  const ThreadHeap::PageBytes bytes = h->page_bytes();
+  if (bytes.carved > kWarmCarvedMax || bytes.in_use > bytes.carved / 2) return false;
   {
     os::LockGuard guard(g_lock);
     if (g_warm_count >= kWarmMax) return false;
@@ -113,7 +120,8 @@ bool keep_warm(ThreadHeap* h) {
     // the heap up and a new thread reused the record for another arena (the review's
     // arena_detach_race: the new thread's arena lost its attachment, this one kept it forever).
     unbind(h);
-    arenas::detach(h->arena());
+    if (h->attached_arena != nullptr) arenas::detach(h->attached_arena);
+    h->attached_arena = nullptr;
   }
   return true;
 }
@@ -121,7 +129,7 @@ bool keep_warm(ThreadHeap* h) {
 // Gives up a warm heap taken off the list (its pages to the arenas) and pools its record.
 void give_up_warm(ThreadHeap* h) {
   h->abandon_all();
-  release(h, false);  // its arena was detached when it was kept
+  release(h);  // its arena was detached when it was kept (attached_arena is nullptr)
 }
 
 // Runs when a thread with a heap exits (pthread key destructor).
@@ -157,6 +165,7 @@ ThreadHeap* take_record(Arena* arena, bool counted) {
       h = g_pool;
       g_pool = h->next_free;
       mark_in_use(h, counted);
+      h->attached_arena = arena;  // with the take: a fork child's release detaches it
     }
   }
   if (h == nullptr && reap_dead_threads() != 0) return take_record(arena, counted);
@@ -170,6 +179,7 @@ ThreadHeap* take_record(Arena* arena, bool counted) {
     g_all.store(h, std::memory_order_release);
     ++g_records;
     mark_in_use(h, counted);
+    h->attached_arena = arena;
     // Created inside the fork window (by the fork holder): part of the locked set, so the
     // parent's unlock and the child's reset treat it like every other heap.
     if (os::in_fork_window()) h->slow_lock().lock_for_fork();
@@ -205,6 +215,7 @@ ThreadHeap* attach_current_thread() {
       mark_in_use(warm, true);
       warm->id = g_next_id++;
       arenas::attach(warm->arena());  // with the take: a fork child's release detaches it
+      warm->attached_arena = warm->arena();
     }
   }
   if (warm != nullptr) {

@@ -116,9 +116,14 @@ class ThreadHeap {
   // Collects remote frees on every page and returns every empty page, the current ones too
   // (malloc_trim: a kept page could pin a brk segment, and every segment under it).
   std::size_t collect_all();
-  // Bytes carved from this heap's pages (at most what they hold resident): the size test of a
-  // heap kept warm after its thread exits (heap_registry). Under slow_lock_.
-  std::size_t carved_bytes();
+  // Bytes carved from this heap's pages (at most what they hold resident), and of those the
+  // bytes of blocks in use (handed out, not freed back by any thread yet): the tests of a heap
+  // kept warm after its thread exits (heap_registry). Under slow_lock_.
+  struct PageBytes {
+    std::size_t carved = 0;
+    std::size_t in_use = 0;
+  };
+  PageBytes page_bytes();
   // ---- reclaim by other threads (issue 11: memory freed by other threads returns without its
   // owner). Only pages on this heap's full list: the owner touches those only under slow_lock_
   // (its fast paths see the full bit and go slow), so another thread that takes slow_lock_ with a
@@ -183,6 +188,10 @@ class ThreadHeap {
   // marks the mutex "owner died" and heap_registry::reap_dead_threads reclaims the heap.
   pthread_mutex_t alive = PTHREAD_MUTEX_INITIALIZER;  // made robust when the record is created
   std::atomic<bool> thread_bound{false};
+  // The arena this record holds an attachment of (arenas::assign/attach), nullptr when none:
+  // what release detaches, whatever arena() says by then. Under the registry lock, so that a
+  // fork child's release of a record caught between two states detaches it exactly once.
+  Arena* attached_arena = nullptr;
   // Kept warm (heap_registry): its thread exited, its pages stay on its queues for the next
   // thread, since when (os::now_ms). Under the registry lock.
   bool warm = false;
@@ -221,6 +230,10 @@ class ThreadHeap {
   // no page that qualifies; 3 refills skipped after a look that found no hinted heap.
   std::uint8_t steal_skip_[kClassCount] = {};
   std::uint8_t steal_backoff_[kClassCount] = {};
+  // The same for step 2b (another page of the queue with a quarter of its blocks free): looks
+  // skipped, and the length of the last skip (1, 3, 7, 15 after looks that found none).
+  std::uint8_t ready_skip_[kClassCount] = {};
+  std::uint8_t ready_backoff_[kClassCount] = {};
   Arena* arena_ = nullptr;
   os::SpinLock slow_lock_;
   bool sentinel_ = false;

@@ -646,20 +646,41 @@ TEST_F(WarmHeaps, AnExitedThreadsHeapIsKeptWholeForTheNextThread) {
 }
 
 TEST_F(WarmHeaps, RemoteFreesIntoAWarmHeapAreReusedByTheNextThread) {
+  std::vector<void*> all;
   std::vector<void*> handed;
   std::thread([&] {
-    for (int i = 0; i < 500; ++i) handed.push_back(mallard_malloc(48));
+    for (int i = 0; i < 1000; ++i) all.push_back(mallard_malloc(48));
+    for (int i = 0; i < 1000; ++i) {
+      if (i % 2 == 0)
+        mallard_free(all[i]);  // half freed here: the heap is worth keeping
+      else
+        handed.push_back(all[i]);
+    }
   }).join();
   ASSERT_EQ(heap_registry::counts().warm, 1u);
   for (void* p : handed) mallard_free(p);  // remote frees: the heap has no thread now
   std::vector<void*> again;
   std::thread([&] {
-    for (std::size_t i = 0; i < handed.size(); ++i) again.push_back(mallard_malloc(48));
+    for (std::size_t i = 0; i < all.size(); ++i) again.push_back(mallard_malloc(48));
   }).join();
-  std::sort(handed.begin(), handed.end());
+  std::sort(all.begin(), all.end());
   std::sort(again.begin(), again.end());
-  EXPECT_EQ(again, handed);  // the same blocks, no new memory
+  EXPECT_EQ(again,
+            all);  // the same blocks, those freed here and those freed remotely: no new memory
   for (void* p : again) mallard_free(p);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
+// A heap whose blocks are mostly in use at its thread's exit (a producer whose consumer frees
+// them) is given up: kept warm, it held them resident after their last free.
+TEST_F(WarmHeaps, AHeapWhoseBlocksAreMostlyInUseIsNotKept) {
+  std::vector<void*> handed;
+  std::thread([&] {
+    for (int i = 0; i < 1000; ++i) handed.push_back(mallard_malloc(48));
+  }).join();
+  EXPECT_EQ(heap_registry::counts().warm, 0u);
+  EXPECT_EQ(page_of(handed[0])->owner(), nullptr);  // abandoned
+  for (void* p : handed) mallard_free(p);
   EXPECT_EQ(mallard_check_heap(), 0);
 }
 
@@ -697,10 +718,17 @@ TEST_F(WarmHeaps, NoneWithDecayMsZero) {
 }
 
 TEST_F(WarmHeaps, AHeapThatCarvedMoreThanTheBoundIsNotKept) {
-  std::vector<void*> v;  // live at the exit (its emptied pages would have gone already)
+  std::vector<void*> v;  // every other block live at the exit (emptied pages go at once)
   std::thread([&] {
+    std::vector<void*> all;
     for (std::size_t i = 0; i < 2 * heap_registry::kWarmCarvedMax / 1024; ++i)
-      v.push_back(mallard_malloc(1024));
+      all.push_back(mallard_malloc(1024));
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (i % 2 == 0)
+        mallard_free(all[i]);
+      else
+        v.push_back(all[i]);
+    }
   }).join();
   EXPECT_EQ(heap_registry::counts().warm, 0u);
   EXPECT_EQ(page_of(v[0])->owner(), nullptr);  // abandoned
@@ -811,6 +839,37 @@ TEST(ThreadHeap, ARefillTakesAPageWithAQuarterOfItsBlocksFreedRemotelyBeforeCarv
     ASSERT_EQ(page_of(local), a);
     blocks[0] = local;
   });
+}
+
+// Looks that find no page with a quarter of its blocks free back off (1, 3, 7, 15 refills), but
+// a page that qualifies later is still taken within one back-off, before the current page is
+// carved out.
+TEST(ThreadHeap, ARefillLooksAgainAfterLooksThatFoundNothing) {
+  constexpr std::size_t kSize = 720;  // class 768: 85 blocks per page, 5 per carved run
+  heap_registry::release_warm_heaps(UINT64_MAX);
+  std::thread owner([&] {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 85 + 5; ++i) blocks.push_back(mallard_malloc(kSize));
+    Span* a = page_of(blocks[0]);
+    Span* d = page_of(blocks[85]);
+    ASSERT_NE(a, d);
+    for (int i = 0; i < 5; ++i) mallard_free(blocks[i]);  // below the quarter
+    for (int i = 0; i < 30; ++i) {                        // 6 refills of D: looks, back-offs
+      blocks.push_back(mallard_malloc(kSize));
+      ASSERT_EQ(page_of(blocks.back()), d);
+    }
+    for (int i = 5; i < 25; ++i) mallard_free(blocks[i]);  // now 25 of 85 free in A
+    int taken_after = -1;
+    for (int i = 0; i < 16 * 5 && taken_after < 0; ++i) {
+      blocks.push_back(mallard_malloc(kSize));
+      if (page_of(blocks.back()) == a) taken_after = i;
+    }
+    EXPECT_GE(taken_after, 0);
+    EXPECT_LT(d->carved, std::uint64_t{d->capacity} * d->block_size);  // D not carved out first
+    for (std::size_t i = 25; i < blocks.size(); ++i) mallard_free(blocks[i]);
+  });
+  owner.join();
+  EXPECT_EQ(mallard_check_heap(), 0);
 }
 
 TEST(ThreadHeap, ARefillCarvesBeforeTakingAPageWithFewBlocksFreed) {
