@@ -34,10 +34,12 @@ void reclaim_in_child(ThreadHeap* survivor);
 
 // Heaps kept warm: an exiting thread's heap stays whole (pages, free lists) for the next thread
 // that starts, which takes the newest (see keep_warm in heap_registry.cpp). At most kWarmMax
-// heaps, each holding at most kWarmCarvedMax carved bytes (at most half of them in use), each
-// for at most decay_ms.
+// heaps, each holding at most kWarmCarvedMax carved bytes (at most half of them in use, and
+// free bytes within kWarmFreeFloor or its arena's learnt reuse), each for at most decay_ms.
 inline constexpr unsigned kWarmMax = 4;
 inline constexpr std::size_t kWarmCarvedMax = std::size_t{2} << 20;
+// Free bytes a kept heap may hold beyond what its arena learnt comes back (Arena::reuse_boost).
+inline constexpr std::size_t kWarmFreeFloor = std::size_t{64} << 10;
 // Gives up the warm heaps kept for decay_ms or longer (their pages go to the arenas, as at a
 // thread's exit). A quick unlocked test when none is due. Runs on refills that need a new page,
 // at thread exit and in malloc_trim (release_warm_heaps).

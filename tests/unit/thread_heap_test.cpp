@@ -671,6 +671,35 @@ TEST_F(WarmHeaps, RemoteFreesIntoAWarmHeapAreReusedByTheNextThread) {
   EXPECT_EQ(mallard_check_heap(), 0);
 }
 
+// A heap whose free bytes exceed kWarmFreeFloor and what its arena learnt comes back is given up:
+// kept, it held them resident after its thread's exit (a program's one worker that ends).
+TEST_F(WarmHeaps, AHeapWithMoreFreeBytesThanItsArenaLearntIsNotKept) {
+  std::vector<void*> live;
+  ThreadHeap* heap = nullptr;
+  std::thread([&] {
+    std::vector<void*> all;
+    for (int i = 0; i < 64 * 64; ++i) all.push_back(mallard_malloc(1000));  // 64 pages of 1 KiB
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (i % 64 == 0)
+        live.push_back(all[i]);  // one block per page stays: no page empties
+      else
+        mallard_free(all[i]);
+    }
+    heap = tl_heap;
+  }).join();
+  Arena* arena = heap->arena();
+  std::size_t learnt;
+  {
+    os::LockGuard guard(arena->lock());
+    learnt = arena->reuse_boost();
+  }
+  if (learnt >= 63 * 64 * 1024) GTEST_SKIP() << "the arena learnt more than the heap held free";
+  EXPECT_EQ(heap_registry::counts().warm, 0u);
+  EXPECT_EQ(page_of(live[0])->owner(), nullptr);  // abandoned
+  for (void* p : live) mallard_free(p);
+  EXPECT_EQ(mallard_check_heap(), 0);
+}
+
 // A heap whose blocks are mostly in use at its thread's exit (a producer whose consumer frees
 // them) is given up: kept warm, it held them resident after their last free.
 TEST_F(WarmHeaps, AHeapWhoseBlocksAreMostlyInUseIsNotKept) {
