@@ -155,6 +155,8 @@ void initialize_slow() {
       (void)os::strict_overcommit();
       stats::enable_peak_watch(reports_here());
       heap_registry::init();
+      // The opt-in purger ages warm heaps too: decay_ms holds with no allocator call.
+      purger::set_before_pass(heap_registry::age_warm_heaps);
       g_init_state.store(2, std::memory_order_release);
       first = true;
     }

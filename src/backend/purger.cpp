@@ -15,12 +15,14 @@ namespace mallard::purger {
 namespace {
 
 std::atomic<int> g_state{0};  // 0 not started, 1 starting or running (or failed to start)
+std::atomic<void (*)()> g_before_pass{nullptr};
 
 void* purger_main(void*) {
   while (true) {
     long d = config::options().decay_ms;
     long period = d / 2 < 10 ? 10 : d / 2;
     os::sleep_ms(static_cast<std::uint64_t>(period));
+    if (void (*fn)() = g_before_pass.load(std::memory_order_acquire)) fn();
     run_decay_pass(false);
   }
   return nullptr;
@@ -59,6 +61,10 @@ void maybe_start() {
   // still runs on the program's own calls and in malloc_trim.
   (void)pthread_create(&thread, &attr, purger_main, nullptr);
   pthread_attr_destroy(&attr);
+}
+
+void set_before_pass(void (*fn)()) {
+  g_before_pass.store(fn, std::memory_order_release);
 }
 
 bool running() {

@@ -17,6 +17,10 @@ void maybe_start();
 // every dirty span whatever its age.
 std::size_t run_decay_pass(bool force);
 bool running();
+// Work of a higher layer the purger thread runs before each decay pass, holding no lock (the
+// frontend's aging of warm heaps, heap_registry::age_warm_heaps: this layer cannot call it).
+// Set once at initialisation; nullptr for none.
+void set_before_pass(void (*fn)());
 // In a forked child the thread is gone: allow a new one.
 void reset_in_child();
 
