@@ -608,10 +608,21 @@ TEST(ThreadHeap, ShortLivedThreadsGetThePagesOfTheirClassBack) {
 namespace mallard {
 namespace {
 
+// A malloc and free the compiler cannot elide (Clang removes an unused pair: the UBSan build's
+// slow path never ran), so the allocator's slow paths really run.
+void alloc_and_free(std::size_t n) {
+  void* volatile p = mallard_malloc(n);
+  static_cast<char*>(p)[0] = 1;
+  mallard_free(p);
+}
+
 class WarmHeaps : public ::testing::Test {
  protected:
   void SetUp() override {
     saved_ = config::options();
+    // This thread's heap first: its first allocation would take a warm heap. (Where malloc is
+    // not Mallard's, the UBSan and TSan builds, gtest's own allocations gave it none.)
+    alloc_and_free(48);
     heap_registry::release_warm_heaps(UINT64_MAX);
   }
   void TearDown() override {
@@ -718,15 +729,13 @@ TEST_F(WarmHeaps, AreGivenUpAfterDecayMsOnAnotherThreadsSlowPath) {
   void* kept = nullptr;
   std::thread([&] {
     kept = mallard_malloc(48);
-    mallard_free(mallard_malloc(48));
+    alloc_and_free(48);
   }).join();
   ASSERT_EQ(heap_registry::counts().warm, 1u);
-  void* big = mallard_malloc(200000);  // a slow path before the delay: too early
-  mallard_free(big);
+  alloc_and_free(200000);  // a slow path before the delay: too early
   EXPECT_EQ(heap_registry::counts().warm, 1u);
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
-  big = mallard_malloc(200000);
-  mallard_free(big);
+  alloc_and_free(200000);
   EXPECT_EQ(heap_registry::counts().warm, 0u);
   EXPECT_EQ(page_of(kept)->owner(), nullptr);  // abandoned, as at a thread's exit
   mallard_free(kept);
@@ -734,7 +743,7 @@ TEST_F(WarmHeaps, AreGivenUpAfterDecayMsOnAnotherThreadsSlowPath) {
 }
 
 TEST_F(WarmHeaps, MallocTrimGivesThemUp) {
-  std::thread([] { mallard_free(mallard_malloc(48)); }).join();
+  std::thread([] { alloc_and_free(48); }).join();
   ASSERT_EQ(heap_registry::counts().warm, 1u);
   mallard_malloc_trim(0);
   EXPECT_EQ(heap_registry::counts().warm, 0u);
@@ -742,7 +751,7 @@ TEST_F(WarmHeaps, MallocTrimGivesThemUp) {
 
 TEST_F(WarmHeaps, NoneWithDecayMsZero) {
   config::options().decay_ms = 0;
-  std::thread([] { mallard_free(mallard_malloc(48)); }).join();
+  std::thread([] { alloc_and_free(48); }).join();
   EXPECT_EQ(heap_registry::counts().warm, 0u);
 }
 
@@ -775,8 +784,8 @@ TEST_F(WarmHeaps, ArenaAttachmentsStayBalancedWhileTrimsGiveThemUp) {
     while (!stop.load()) mallard_malloc_trim(0);
   });
   for (int round = 0; round < 300; ++round) {
-    std::thread a([] { mallard_free(mallard_malloc(48)); });
-    std::thread b([] { mallard_free(mallard_malloc(96)); });
+    std::thread a([] { alloc_and_free(48); });
+    std::thread b([] { alloc_and_free(96); });
     a.join();
     b.join();
   }
@@ -796,7 +805,7 @@ TEST_F(WarmHeaps, AtMostKWarmMaxAreKept) {
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < kThreads; ++i)
     threads.emplace_back([&] {
-      mallard_free(mallard_malloc(48));
+      alloc_and_free(48);
       ready.fetch_add(1);
       while (!go.load()) std::this_thread::yield();
     });
