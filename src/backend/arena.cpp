@@ -74,11 +74,6 @@ os::PurgeKind purge_kind() {
   return config::options().purge == 1 ? os::PurgeKind::kFree : os::PurgeKind::kDontNeed;
 }
 
-std::uint64_t decay_ms() {
-  long d = config::options().decay_ms;
-  return d < 0 ? 0 : static_cast<std::uint64_t>(d);
-}
-
 // Smallest multiple of the segment size whose data pages hold `pages` pages plus top_pad; 0 when
 // that segment would exceed kMaxSegmentPages (its page counts would not fit the entries).
 std::size_t segment_bytes_for(Pages pages) {
@@ -99,6 +94,11 @@ std::size_t segment_bytes_for(Pages pages) {
 }
 
 }  // namespace
+
+std::uint64_t decay_ms() {
+  long d = config::options().decay_ms;
+  return d < 0 ? 0 : static_cast<std::uint64_t>(d);
+}
 
 os::HugePages thp_mode(ThpMapping mapping) {
   switch (config::options().thp) {

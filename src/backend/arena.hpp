@@ -45,6 +45,10 @@ struct ArenaStats {
   std::size_t free_spans = 0;
 };
 
+// Option decay_ms in milliseconds (a negative value reads as 0: purge at once). Also what a
+// thread heap kept warm after its thread's exit waits before it is given up (heap_registry).
+std::uint64_t decay_ms();
+
 class Arena {
  public:
   static constexpr std::uint32_t kBinCount = 129;  // bins 1..127 exact, 128: >= 128 pages

@@ -8,7 +8,6 @@
 
 #include "backend/arena_registry.hpp"
 #include "backend/meta_pool.hpp"
-#include "config/options.hpp"
 #include "os/lock.hpp"
 
 namespace mallard::heap_registry {
@@ -31,11 +30,6 @@ unsigned g_warm_count = 0;
 // When the oldest warm heap was kept (os::now_ms), 0 when none: read without g_lock by
 // age_warm_heaps' quick test.
 std::atomic<std::uint64_t> g_warm_oldest_ms{0};
-
-std::uint64_t decay_ms() {
-  long d = config::options().decay_ms;
-  return d < 0 ? 0 : static_cast<std::uint64_t>(d);
-}
 
 void release(ThreadHeap* h) {
   os::LockGuard guard(g_lock);
@@ -81,7 +75,6 @@ void unlink_warm(ThreadHeap* w) {
       break;
     }
   }
-  w->warm = false;
   w->next_free = nullptr;
   --g_warm_count;
   update_warm_oldest();
@@ -96,8 +89,7 @@ void unlink_warm(ThreadHeap* w) {
 // thread's arena, with its free chunks, to the next thread. Not with decay_ms=0 (no free memory
 // kept at all). Aged out after decay_ms by age_warm_heaps.
 bool keep_warm(ThreadHeap* h) {
-  const std::uint64_t delay = decay_ms();
-  if (delay == 0 || !h->counted) return false;
+  if (decay_ms() == 0 || !h->counted) return false;
   // A heap whose blocks are mostly still in use (handed to other threads, which will free them
   // into its pages) gives the next thread little: kept warm, it held those pages resident after
   // the last free, where given up they went back to the arena as they emptied (bench prodcons
@@ -120,7 +112,6 @@ bool keep_warm(ThreadHeap* h) {
     os::LockGuard guard(g_lock);
     if (g_warm_count >= kWarmMax) return false;
     h->in_use = false;
-    h->warm = true;
     h->warm_since_ms = os::now_ms();
     h->next_free = g_warm;
     g_warm = h;

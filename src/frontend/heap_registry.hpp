@@ -41,8 +41,9 @@ inline constexpr std::size_t kWarmCarvedMax = std::size_t{2} << 20;
 // Free bytes a kept heap may hold beyond what its arena learnt comes back (Arena::reuse_boost).
 inline constexpr std::size_t kWarmFreeFloor = std::size_t{64} << 10;
 // Gives up the warm heaps kept for decay_ms or longer (their pages go to the arenas, as at a
-// thread's exit). A quick unlocked test when none is due. Runs on refills that need a new page,
-// at thread exit and in malloc_trim (release_warm_heaps).
+// thread's exit). A quick unlocked test when none is due. Runs on every allocation slow path,
+// at thread exit and before each pass of the opt-in purger; malloc_trim gives up all of them
+// (release_warm_heaps).
 void age_warm_heaps();
 // Gives up every warm heap kept at or before kept_before_ms (all: UINT64_MAX). Returns how many.
 std::size_t release_warm_heaps(std::uint64_t kept_before_ms);

@@ -194,7 +194,6 @@ class ThreadHeap {
   Arena* attached_arena = nullptr;
   // Kept warm (heap_registry): its thread exited, its pages stay on its queues for the next
   // thread, since when (os::now_ms). Under the registry lock.
-  bool warm = false;
   std::uint64_t warm_since_ms = 0;
 
  private:
